@@ -1,0 +1,259 @@
+"""Typed, strict run configuration: one small model per stage, loaded from a pipeline YAML.
+
+`load_config(path, overrides)` is the only way in. Unknown keys anywhere are errors that list
+the valid keys at that level, both in the YAML and in `--set a.b=value` overrides, because a
+typo in a threshold must not silently fall back to a default on a 100k-video run.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+
+class ConfigError(ValueError):
+    """A config file or override that cannot be used; the message says what to change."""
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class IngestConfig(Strict):
+    """Stage 1: where videos may come from and how big they may be."""
+
+    allowed_roots: list[str] = Field(default_factory=list)
+    """Local directories videos may be read from (resolved, symlinks followed). Empty = none."""
+    allow_hosts: list[str] = Field(default_factory=list)
+    """Host names or IPs exempt from the private-address check (an internal mirror, a test server)."""
+    max_download_bytes: int = 4 * 1024**3
+    download_timeout_s: float = 600.0
+    max_width: int = 7680
+    max_height: int = 4320
+    min_duration_s: float = 0.0
+    max_duration_s: float = 6 * 3600.0
+    scratch: str | None = None
+    """Where downloaded videos wait for later stages (shared storage on a cluster). Default: OUTPUT/_scratch."""
+
+
+class ScenesConfig(Strict):
+    """Stage 2: shot boundaries (PySceneDetect) and the rules that turn cuts into scenes."""
+
+    detector: Literal["content", "adaptive", "histogram"] = "content"
+    threshold: float | None = None
+    """Detector threshold; None = PySceneDetect's default for the chosen detector."""
+    analysis_width: int = 256
+    """Frames are downscaled to this width before detection (cuts survive downscaling; speed does not)."""
+    min_scene_s: float = 0.6
+    """Scenes shorter than this are merged into a neighbour."""
+    max_scene_s: float = 60.0
+    """Scenes longer than this are split into equal parts."""
+
+
+class FramesConfig(Strict):
+    """Stage 3: T candidate frames for the selector, m frames per scene for captions and CLIP."""
+
+    num_candidates: int = 256
+    per_scene: int = 4
+    candidate_size: int = 448
+    """Longest side of a stored candidate frame, in pixels."""
+    scene_frame_size: int = 384
+    """Longest side of a per-scene frame sent to the annotator and CLIP."""
+    jpeg_quality: int = 90
+
+
+class Price(Strict):
+    input_per_mtok: float = 0.0
+    output_per_mtok: float = 0.0
+
+
+class AnnotatorConfig(Strict):
+    """Stage 4: the LLM annotator (SPEC section 4)."""
+
+    backend: Literal["reference", "openai"] = "reference"
+    base_url: str | None = None
+    """OpenAI-compatible endpoint; None = the OPENAI_BASE_URL environment variable."""
+    model: str | None = None
+    api_key_env: str = "OPENAI_API_KEY"
+    cache: str | None = None
+    """SQLite response cache; None = ~/.cache/peakclips/annotator.sqlite."""
+    timeout_s: float = 120.0
+    max_retries: int = 4
+    max_concurrency: int = 16
+    queries_per_video: int = 3
+    image_size: int = 512
+    """Longest side of the frames sent as image_url parts."""
+    max_manifest_text: int = 500
+    """Manifest text (titles, queries) is cut to this many characters before it enters a prompt."""
+    relevance_window: int = 64
+    """At most this many scenes per relevance call; longer videos are scored in windows."""
+    chapter_size: int = 6
+    """Target number of scenes per chapter."""
+    reference_dir: str = "manifests/reference"
+    """Hand-written annotations used by the `reference` backend."""
+    prices: dict[str, Price] = Field(default_factory=dict)
+    """USD per million tokens, by model name, for cost accounting."""
+
+
+class ClipConfig(Strict):
+    """Stage 5: open_clip similarity between queries and scene frames."""
+
+    enabled: bool = True
+    model: str = "ViT-B-16-SigLIP"
+    pretrained: str | None = "webli"
+    """An open_clip tag, a local checkpoint path, or None for random weights (tests only)."""
+    required: bool = True
+    """True: weights that cannot be loaded fail the run at start. False: run on without CLIP."""
+    batch_size: int = 64
+    reduce: Literal["max", "mean"] = "max"
+    alpha: float = 0.05
+    """Similarity mapped to relevance 1 (see docs/architecture.md, score fusion)."""
+    beta: float = 0.20
+    """Similarity mapped to relevance 5."""
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    num_actors: int = 1
+
+
+class FiltersConfig(Strict):
+    min_duration_s: float = 2.0
+    max_duration_s: float = 4 * 3600.0
+    min_scenes: int = 2
+    max_highlight_coverage: float = 0.8
+    """A query whose highlights cover more than this fraction of the video is not discriminative."""
+    dedup_queries: bool = True
+    dedup_threshold: float = 0.92
+    """Text-embedding cosine above which two queries of one video count as duplicates."""
+
+
+class HighlightsConfig(Strict):
+    """Stage 6: score fusion, priorities, clips and filters (SPEC section 2.1)."""
+
+    w1: float = 0.9
+    w2: float = 0.1
+    p1_threshold: float = 4.9
+    p2_threshold: float = 4.3
+    filters: FiltersConfig = Field(default_factory=FiltersConfig)
+
+
+class ShardConfig(Strict):
+    """Stage 7: how samples are written."""
+
+    candidates_format: Literal["mp4"] = "mp4"
+
+
+class RayConfig(Strict):
+    address: str | None = None
+    """None = RAY_ADDRESS from the environment, else a local Ray instance."""
+    num_cpus: int | None = None
+    """CPUs for a local instance (None = all)."""
+
+
+class RunConfig(Strict):
+    """A whole pipeline run. Every YAML under pipelines/ is one of these."""
+
+    name: str = "peakclips"
+    shard_size: int = 100
+    ingest: IngestConfig = Field(default_factory=IngestConfig)
+    scenes: ScenesConfig = Field(default_factory=ScenesConfig)
+    frames: FramesConfig = Field(default_factory=FramesConfig)
+    annotator: AnnotatorConfig = Field(default_factory=AnnotatorConfig)
+    clip: ClipConfig = Field(default_factory=ClipConfig)
+    highlights: HighlightsConfig = Field(default_factory=HighlightsConfig)
+    shard: ShardConfig = Field(default_factory=ShardConfig)
+    ray: RayConfig = Field(default_factory=RayConfig)
+
+    @model_validator(mode="after")
+    def _check(self) -> RunConfig:
+        if self.shard_size < 1:
+            raise ValueError("shard_size must be at least 1")
+        h = self.highlights
+        if not h.p2_threshold <= h.p1_threshold:
+            raise ValueError("highlights.p2_threshold must not exceed highlights.p1_threshold")
+        if not self.clip.alpha < self.clip.beta:
+            raise ValueError("clip.alpha must be below clip.beta")
+        return self
+
+    def hash(self) -> str:
+        """Stable hash of everything that shapes a shard's content (ray settings excluded)."""
+        data = self.model_dump(mode="json", exclude={"ray"})
+        return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def valid_keys(model: type[BaseModel], prefix: str = "") -> list[str]:
+    """Every dotted key a config accepts, for error messages and `--set`."""
+    keys = []
+    for name, field in model.model_fields.items():
+        sub = field.annotation
+        if isinstance(sub, type) and issubclass(sub, BaseModel):
+            keys += valid_keys(sub, f"{prefix}{name}.")
+        else:
+            keys.append(prefix + name)
+    return keys
+
+
+def _check_unknown(data: Any, model: type[BaseModel], where: str) -> None:
+    if not isinstance(data, dict):
+        return
+    fields = model.model_fields
+    for key, value in data.items():
+        if key not in fields:
+            dotted = f"{where}{key}"
+            valid = ", ".join(sorted(fields))
+            raise ConfigError(f"unknown config key '{dotted}'; valid keys here: {valid}")
+        sub = fields[key].annotation
+        if isinstance(sub, type) and issubclass(sub, BaseModel):
+            _check_unknown(value, sub, f"{where}{key}.")
+
+
+def apply_override(data: dict, assignment: str) -> None:
+    """Apply one `a.b.c=value` override in place; the value is parsed as YAML (so 3, true, [a])."""
+    if "=" not in assignment:
+        raise ConfigError(f"--set expects key=value, got '{assignment}'")
+    dotted, raw = assignment.split("=", 1)
+    parts = dotted.strip().split(".")
+    model: type[BaseModel] = RunConfig
+    node = data
+    for i, part in enumerate(parts):
+        fields = model.model_fields
+        if part not in fields:
+            raise ConfigError(
+                f"unknown config key '{dotted}'; valid keys: {', '.join(valid_keys(RunConfig))}"
+            )
+        if i == len(parts) - 1:
+            node[part] = yaml.safe_load(raw)
+            return
+        sub = fields[part].annotation
+        if not (isinstance(sub, type) and issubclass(sub, BaseModel)):
+            raise ConfigError(f"'{'.'.join(parts[: i + 1])}' is a value, not a section")
+        node = node.setdefault(part, {})
+        model = sub
+
+
+def load_config(path: str | os.PathLike | None, overrides: list[str] = ()) -> RunConfig:
+    """Read a pipeline YAML (or the defaults when path is None) and apply `--set` overrides."""
+    data: dict = {}
+    if path is not None:
+        try:
+            data = yaml.safe_load(Path(path).read_text()) or {}
+        except FileNotFoundError:
+            raise ConfigError(f"config file not found: {path}") from None
+        except yaml.YAMLError as e:
+            raise ConfigError(f"{path}: not valid YAML: {e}") from None
+        if not isinstance(data, dict):
+            raise ConfigError(f"{path}: expected a mapping at the top level")
+        data.setdefault("name", Path(path).stem)
+    _check_unknown(data, RunConfig, "")
+    for assignment in overrides:
+        apply_override(data, assignment)
+    try:
+        return RunConfig.model_validate(data)
+    except ValidationError as e:
+        first = e.errors()[0]
+        loc = ".".join(str(p) for p in first["loc"])
+        raise ConfigError(f"config {path or '(defaults)'}: {loc}: {first['msg']}") from None

@@ -1,0 +1,210 @@
+"""The one place that knows the order of the stages (SPEC section 2):
+
+    manifest rows -> ingest -> scenes -> frames -> annotate -> clipscore -> highlights -> shard
+
+`run()` validates everything it can before any work (manifest, config, annotator endpoint, CLIP
+weights), skips shards that are already complete, streams every video of the selected shards
+through the stages as one Ray Data dataset (one row per video), and launches `finalize_shard`
+for a shard as soon as its last video is staged.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from peakclips import storage
+from peakclips.config import ConfigError, RunConfig
+from peakclips.manifest import num_shards, parse_shards, plan_tasks, read_manifest
+from peakclips.stages.shard import shard_name, staging_dir
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+@dataclass
+class RunSummary:
+    shards_built: list[int] = field(default_factory=list)
+    shards_skipped: list[int] = field(default_factory=list)
+    stats: list[dict] = field(default_factory=list)
+    wall_s: float = 0.0
+
+
+def shard_complete(output: str, shard_id: int) -> bool:
+    return storage.exists(storage.join(output, shard_name(shard_id) + "_stats.json"))
+
+
+def run_info(cfg: RunConfig, clip_note: str | None, scratch: str) -> dict:
+    """Run-level facts every sample and shard records (annotator, prompts, CLIP, config hash)."""
+    from peakclips.prompts import load_prompts
+
+    prompts = []
+    if cfg.annotator.backend == "openai":
+        prompts = [{"id": p.id, "sha256": p.sha256} for p in load_prompts(REPO_ROOT / "prompts").values()]
+    return {
+        "annotator": {"backend": cfg.annotator.backend,
+                      "model": cfg.annotator.model if cfg.annotator.backend == "openai" else None,
+                      "prompts": prompts},
+        "clip_model": {"model": cfg.clip.model, "pretrained": cfg.clip.pretrained, "used": clip_note is None,
+                       "reduce": cfg.clip.reduce, "alpha": cfg.clip.alpha, "beta": cfg.clip.beta},
+        "clip_note": clip_note,
+        "config_hash": cfg.hash(),
+        "scratch": scratch,
+    }
+
+
+def preflight(cfg: RunConfig) -> str | None:
+    """Check the annotator and CLIP before any work; returns why CLIP is off (None = on)."""
+    if cfg.annotator.backend == "openai":
+        from peakclips.llm import preflight as annotator_preflight
+
+        annotator_preflight(cfg.annotator)
+    if not cfg.clip.enabled:
+        return "clip.enabled is false"
+    from peakclips.stages.clipscore import clip_status
+
+    note = clip_status(cfg.clip)
+    if note and cfg.clip.required:
+        raise ConfigError(note)
+    return note
+
+
+def init_ray(cfg: RunConfig) -> None:
+    import ray
+
+    if ray.is_initialized():
+        return
+    address = cfg.ray.address or os.environ.get("RAY_ADDRESS")
+    if address:
+        ray.init(address=address, log_to_driver=False)
+    else:
+        ray.init(num_cpus=cfg.ray.num_cpus, include_dashboard=False, log_to_driver=False)
+    ray.data.DataContext.get_current().enable_progress_bars = False
+
+
+def build_dataset(tasks, cfg: RunConfig, output: str, run: dict):
+    """Chain the stages. Each stage is a callable class in an autoscaling actor pool."""
+    import ray
+
+    from peakclips.prompts import load_prompts
+    from peakclips.reference import load_references
+    from peakclips.stages.annotate import Annotate
+    from peakclips.stages.clipscore import ClipScore
+    from peakclips.stages.frames import Frames
+    from peakclips.stages.highlights import Highlights
+    from peakclips.stages.ingest import Ingest
+    from peakclips.stages.scenes import Scenes
+    from peakclips.stages.shard import StageSample
+
+    # Assets are read here, on the driver, and shipped to workers with the stage: workers need
+    # no access to the project folder.
+    prompts = load_prompts(REPO_ROOT / "prompts") if cfg.annotator.backend == "openai" else {}
+    references = load_references(cfg.annotator.reference_dir) if cfg.annotator.backend == "reference" else {}
+    cpus = max(1, int(ray.available_resources().get("CPU", 1)))
+    items = [{"index": t.index, "shard_id": t.shard_id, "key": t.key, "video_id": t.row.video_id,
+              "uri": t.row.uri, "manifest": t.row.model_dump_json(), "error": None, "error_detail": None}
+             for t in tasks]
+    pool = lambda n=cpus: ray.data.ActorPoolStrategy(min_size=1, max_size=n)  # noqa: E731
+    ds = ray.data.from_items(items, override_num_blocks=len(items))
+    ds = ds.map(Ingest, fn_constructor_kwargs={"cfg": cfg.ingest, "scratch": run["scratch"]},
+                compute=pool(), num_cpus=0.5)
+    ds = ds.map(Scenes, fn_constructor_kwargs={"cfg": cfg.scenes}, compute=pool(), num_cpus=1)
+    ds = ds.map(Frames, fn_constructor_kwargs={"cfg": cfg.frames}, compute=pool(), num_cpus=1)
+    ds = ds.map(Annotate, fn_constructor_kwargs={"cfg": cfg.annotator, "prompts": prompts,
+                                                 "references": references},
+                compute=pool(), num_cpus=0.25)
+    ds = ds.map(ClipScore, fn_constructor_kwargs={"cfg": cfg.clip, "use_clip": run["clip_model"]["used"]},
+                compute=pool(cfg.clip.num_actors), num_cpus=1,
+                num_gpus=1 if run["clip_model"]["used"] and _has_gpu() else 0)
+    ds = ds.map(Highlights, fn_constructor_kwargs={"cfg": cfg.highlights, "clip": cfg.clip},
+                compute=pool(1), num_cpus=0.5)
+    ds = ds.map(StageSample, fn_constructor_kwargs={"output": output, "run": run},
+                compute=pool(), num_cpus=0.25)
+    return ds
+
+
+def _has_gpu() -> bool:
+    import ray
+
+    return ray.available_resources().get("GPU", 0) >= 1
+
+
+def run(cfg: RunConfig, manifest: str, output: str, shards: str | None = None, force: bool = False,
+        log=print) -> RunSummary:
+    started = time.perf_counter()
+    rows = read_manifest(manifest)
+    tasks = plan_tasks(rows, cfg.shard_size)
+    selected = parse_shards(shards, num_shards(rows, cfg.shard_size))
+    if cfg.annotator.backend == "reference":
+        log("PeakClips: offline sample run - hand-written reference annotations stand in for the LLM annotator.")
+    summary = RunSummary()
+    todo = [s for s in selected if force or not shard_complete(output, s)]
+    summary.shards_skipped = [s for s in selected if s not in todo]
+    if not todo:
+        log(f"all {len(selected)} selected shard(s) already complete in {output}; nothing to do "
+            "(use --force to rebuild)")
+        return summary
+    clip_note = preflight(cfg)
+    if clip_note:
+        log(f"CLIP off for this run: {clip_note}")
+    scratch = cfg.ingest.scratch or storage.join(output, "_scratch")
+    info = run_info(cfg, clip_note, scratch)
+    for s in todo:  # an incomplete shard is rebuilt from scratch
+        storage.remove(staging_dir(output, s), recursive=True)
+        storage.remove(storage.join(output, shard_name(s) + "_stats.json"))
+    todo_tasks = [t for t in tasks if t.shard_id in set(todo)]
+    expected = Counter(t.shard_id for t in todo_tasks)
+    log(f"building {len(todo)} shard(s) ({len(todo_tasks)} videos) into {output}; "
+        f"{len(summary.shards_skipped)} already complete")
+
+    import ray
+
+    from peakclips.stages.shard import finalize_shard
+
+    init_ray(cfg)
+    finalize = ray.remote(num_cpus=0.5, max_retries=2)(finalize_shard)
+    ds = build_dataset(todo_tasks, cfg, output, info)
+    staged: Counter = Counter()
+    pending = []
+    for row in ds.iter_rows():
+        staged[row["shard_id"]] += 1
+        if staged[row["shard_id"]] == expected[row["shard_id"]]:
+            pending.append(finalize.remote(output, row["shard_id"], expected[row["shard_id"]], info))
+    summary.stats = sorted(ray.get(pending), key=lambda s: s["shard"])
+    summary.shards_built = todo
+    summary.wall_s = time.perf_counter() - started
+    log(format_summary(summary))
+    return summary
+
+
+def format_summary(summary: RunSummary) -> str:
+    videos, drops, errors, queries, secs = Counter(), Counter(), Counter(), Counter(), Counter()
+    highlights = 0
+    for st in summary.stats:
+        videos.update(st["videos"])
+        drops.update(st["video_drop_reasons"])
+        drops.update({f"query:{k}": v for k, v in st["query_drop_reasons"].items()})
+        errors.update(st["errors"])
+        queries.update(st["queries"])
+        secs.update(st["stage_seconds"])
+        highlights += st["highlights"]
+    lines = [
+        f"done in {summary.wall_s:.1f} s: {len(summary.shards_built)} shard(s) built, "
+        f"{len(summary.shards_skipped)} skipped",
+        f"videos: {videos['total']} in, {videos['ok']} ok, {videos['dropped']} dropped, {videos['error']} error",
+        f"queries: {queries['ok']} ok, {queries['dropped']} dropped; highlights: {highlights}",
+    ]
+    if drops:
+        lines.append("drops: " + ", ".join(f"{k}={v}" for k, v in sorted(drops.items())))
+    if errors:
+        lines.append("errors: " + ", ".join(f"{k}={v}" for k, v in sorted(errors.items())))
+    lines.append("stage seconds (sum over videos): " + ", ".join(f"{k}={v:.1f}" for k, v in secs.items()))
+    return "\n".join(lines)
+
+
+def summary_json(summary: RunSummary) -> str:
+    return json.dumps({"built": summary.shards_built, "skipped": summary.shards_skipped,
+                       "stats": summary.stats, "wall_s": summary.wall_s}, indent=2)

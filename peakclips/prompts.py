@@ -1,0 +1,113 @@
+"""Prompt templates (files under prompts/, named `name.vN.jinja`) and the replies they ask for.
+
+Templates are data: versioned by file name, hashed, rendered by one function with strict
+variables (a missing or an unexpected variable is an error), and every row records the ids
+and hashes of the prompts that made it. Each reply has a pydantic model; its JSON schema is
+sent as structured output with array lengths pinned, and every reply is validated with the
+model whatever the server claims.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, Field
+
+PROMPT_NAMES = ["system", "scene_caption", "chapters", "queries", "relevance"]
+
+
+@dataclass(frozen=True)
+class Prompt:
+    id: str  # e.g. "relevance.v1"
+    text: str
+
+    @property
+    def sha256(self) -> str:
+        return hashlib.sha256(self.text.encode()).hexdigest()
+
+
+def load_prompts(folder: str | Path, versions: dict[str, int] | None = None) -> dict[str, Prompt]:
+    """Load the newest version of each prompt (or the pinned `versions`) from `folder`."""
+    folder = Path(folder)
+    prompts = {}
+    for name in PROMPT_NAMES:
+        found = sorted(
+            folder.glob(f"{name}.v*.jinja"), key=lambda p: int(p.name.split(".v")[1].split(".")[0])
+        )
+        if versions and name in versions:
+            found = [p for p in found if p.name == f"{name}.v{versions[name]}.jinja"]
+        if not found:
+            raise FileNotFoundError(f"no prompt template {name}.vN.jinja in {folder}")
+        path = found[-1]
+        prompts[name] = Prompt(path.name.removesuffix(".jinja"), path.read_text())
+    return prompts
+
+
+def render(prompt: Prompt, **variables) -> str:
+    """Render with exactly the template's variables: missing or unexpected ones raise."""
+    import jinja2
+    from jinja2 import meta
+
+    env = jinja2.Environment(undefined=jinja2.StrictUndefined, keep_trailing_newline=False)
+    declared = meta.find_undeclared_variables(env.parse(prompt.text))
+    unexpected = set(variables) - declared
+    if unexpected:
+        raise TypeError(f"{prompt.id}: unexpected variables {sorted(unexpected)}")
+    return env.from_string(prompt.text).render(**variables).strip() + "\n"
+
+
+def cap_text(text: str | None, limit: int) -> str:
+    """Manifest text enters prompts length-capped and without our delimiter tags."""
+    if not text:
+        return ""
+    text = text.replace("<data>", "").replace("</data>", "")
+    return text[:limit]
+
+
+# --- replies ---------------------------------------------------------------------------------
+
+
+class _Reply(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class CaptionReply(_Reply):
+    caption: str = Field(min_length=1, max_length=1000)
+
+
+class ChapterItem(_Reply):
+    first_scene: int = Field(ge=0)
+    last_scene: int = Field(ge=0)
+    caption: str = Field(min_length=1, max_length=1000)
+
+
+class ChaptersReply(_Reply):
+    chapters: list[ChapterItem] = Field(min_length=1)
+    summary: str = Field(min_length=1, max_length=2000)
+
+
+class QueriesReply(_Reply):
+    queries: list[str] = Field(min_length=1)
+
+
+class SceneScoreItem(_Reply):
+    scene_id: int
+    score: int = Field(ge=1, le=5)
+    reason: str = Field(min_length=1, max_length=500)
+
+
+class RelevanceReply(_Reply):
+    scores: list[SceneScoreItem]
+
+
+def reply_schema(model: type[BaseModel], pin: dict[str, int] | None = None) -> dict:
+    """The JSON schema sent as `response_format`, with array lengths pinned where known
+    (`pin={"scores": 12}`), so servers with constrained decoding enforce them."""
+    schema = copy.deepcopy(model.model_json_schema())
+    for field, n in (pin or {}).items():
+        schema["properties"][field]["minItems"] = n
+        schema["properties"][field]["maxItems"] = n
+    return schema

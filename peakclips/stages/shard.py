@@ -1,0 +1,217 @@
+"""Stage 7, shard: write each finished video to a staging area, then assemble whole shards.
+
+Two steps, so the pipeline streams and nothing needs the driver's disk:
+  - `StageSample` (a Ray Data stage, per video) writes `_staging/NNNNNN/<index>.json`
+    (the sample JSON, its index rows, timings) and `<index>.mp4` (the candidate frames) to the
+    output location. The JSON is written last and atomically: its presence means the video is done.
+  - `finalize_shard` (a Ray task, per shard, launched by the driver once every video of the shard
+    is staged) builds `peakclips-NNNNNN.tar` (WebDataset; samples in manifest order, fixed mtime)
+    and `peakclips-NNNNNN.parquet` under temporary names, verifies and renames them, writes
+    `peakclips-NNNNNN_stats.json` last (its presence marks the shard complete), and removes
+    the staging and scratch folders.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import tarfile
+import tempfile
+import time
+from collections import Counter
+
+from peakclips import __version__, storage
+from peakclips.schema import INDEX_COLUMNS, SCHEMA_VERSION, Sample
+from peakclips.stages import STAGE_NAMES, Stage
+
+TAR_MTIME = 0  # fixed: the same inputs give byte-identical tars
+
+
+def shard_name(shard_id: int) -> str:
+    return f"peakclips-{shard_id:06d}"
+
+
+def staging_dir(output: str, shard_id: int) -> str:
+    return storage.join(output, "_staging", f"{shard_id:06d}")
+
+
+def build_sample(row: dict, run: dict) -> dict | None:
+    """The `KEY.json` document for a kept video (None for dropped or failed ones)."""
+    if row.get("error") or row["status"] != "ok":
+        return None
+    manifest = json.loads(row["manifest"])
+    scenes = [
+        dict(s, caption=c, frame_times_s=t)
+        for s, c, t in zip(row["scenes"], row["captions"], row["scene_frame_times"])
+    ]
+    queries = []
+    for q, res, llm, reasons in zip(row["queries"], row["query_results"], row["llm_scores"], row["llm_reasons"]):
+        if res["status"] != "ok":
+            continue
+        sims = row["clip_sims"][q["query_id"]] if row["clip_sims"] else [None] * len(llm)
+        queries.append({
+            "query_id": q["query_id"], "query": q["query"], "origin": q["origin"],
+            "scene_scores": [{"llm": r, "clip": s, "final": f, "reason": why}
+                             for r, s, f, why in zip(llm, sims, res["final_scores"], reasons)],
+            "highlights": res["highlights"],
+        })
+    sample = {
+        "schema_version": SCHEMA_VERSION, "video_id": row["video_id"], "key": row["key"],
+        "source": manifest.get("source"), "license": manifest.get("license"),
+        "duration_s": row["duration_s"], "fps": row["fps"], "width": row["width"], "height": row["height"],
+        "frame_times_s": row["frame_times_s"], "scenes": scenes, "chapters": row["chapters"],
+        "summary": row["summary"], "queries": queries, "qa": manifest.get("qa", []),
+        "annotator": run["annotator"], "clip_model": run["clip_model"],
+        "config_hash": run["config_hash"], "peakclips_version": __version__,
+    }
+    return Sample.model_validate(sample).model_dump(mode="json")
+
+
+def build_index_rows(row: dict, run: dict) -> list[dict]:
+    """One row per (video, query); one row with a null query when the video has no queries."""
+    base = {
+        "video_id": row["video_id"], "key": row["key"], "shard_id": row["shard_id"],
+        "error": row.get("error") or None, "error_detail": row.get("error_detail") or None,
+        "duration_s": row.get("duration_s") or None, "num_scenes": len(row.get("scenes") or []),
+        "annotator_backend": run["annotator"]["backend"], "annotator_model": run["annotator"]["model"],
+        "prompt_ids": ",".join(p["id"] for p in run["annotator"]["prompts"]),
+        "clip_model": run["clip_model"]["model"] if run["clip_model"] and run["clip_model"]["used"] else None,
+        "llm_calls": row.get("llm_calls", 0), "prompt_tokens": row.get("prompt_tokens", 0),
+        "completion_tokens": row.get("completion_tokens", 0), "cost_usd": row.get("cost_usd", 0.0),
+        "config_hash": run["config_hash"],
+    }
+    if row.get("error"):
+        return [dict(base, status="error")]
+    results = row.get("query_results") or []
+    if not results:
+        return [dict(base, status=row["status"], drop_reason=row["drop_reason"] or None)]
+    rows = []
+    for q, res, llm in zip(row["queries"], results, row["llm_scores"]):
+        hl = res["highlights"]
+        rows.append(dict(
+            base, query_id=q["query_id"], query=q["query"], origin=q["origin"],
+            status=res["status"] if row["status"] == "ok" else "dropped",
+            drop_reason=(res["drop_reason"] or row["drop_reason"] or None),
+            num_highlights=len(hl), num_p1=sum(h["priority"] == "P1" for h in hl),
+            num_p2=sum(h["priority"] == "P2" for h in hl),
+            highlight_coverage=sum(h["end_s"] - h["start_s"] for h in hl) / row["duration_s"],
+            highlights_json=json.dumps(hl), llm_scores=llm,
+            clip_sims=row["clip_sims"][q["query_id"]] if row["clip_sims"] else None,
+            final_scores=res["final_scores"],
+        ))
+    return rows
+
+
+class StageSample(Stage):
+    """Writes one video's staged files; returns only a small row for the driver's bookkeeping."""
+
+    name = "shard"
+    empty = {}
+
+    def __init__(self, output: str, run: dict):
+        self.output = output
+        self.run = run
+
+    def __call__(self, row: dict) -> dict:
+        started = time.perf_counter()
+        sample = build_sample(row, self.run)
+        folder = staging_dir(self.output, row["shard_id"])
+        if sample is not None:
+            storage.write_atomic(storage.join(folder, f"{row['index']:09d}.mp4"), row["candidates_mp4"])
+        timings = {s: row.get(f"t_{s}_s", 0.0) for s in STAGE_NAMES[:-1]}
+        timings["shard"] = time.perf_counter() - started
+        status = "error" if row.get("error") else row["status"]
+        record = {"index": row["index"], "key": row["key"], "status": status,
+                  "error": row.get("error") or None, "drop_reason": row.get("drop_reason") or None,
+                  "sample": sample,
+                  "index_rows": build_index_rows(row, self.run), "timings": timings}
+        storage.write_atomic(storage.join(folder, f"{row['index']:09d}.json"), json.dumps(record).encode())
+        return {"shard_id": row["shard_id"], "index": row["index"], "key": row["key"], "status": status}
+
+
+def index_table(rows: list[dict]):
+    import pyarrow as pa
+
+    types = {"string": pa.string(), "int32": pa.int32(), "int64": pa.int64(), "float64": pa.float64(),
+             "list<int32>": pa.list_(pa.int32()), "list<float64>": pa.list_(pa.float64())}
+    schema = pa.schema([(name, types[t]) for name, t in INDEX_COLUMNS.items()])
+    return pa.Table.from_pylist([{c: r.get(c) for c in INDEX_COLUMNS} for r in rows], schema=schema)
+
+
+def _add_member(tar: tarfile.TarFile, name: str, data: bytes) -> None:
+    info = tarfile.TarInfo(name)
+    info.size, info.mtime, info.mode = len(data), TAR_MTIME, 0o644
+    info.uname = info.gname = ""
+    tar.addfile(info, io.BytesIO(data))
+
+
+def finalize_shard(output: str, shard_id: int, expected: int, run: dict) -> dict:
+    """Assemble shard `shard_id` from its staged videos; returns the stats dict."""
+    import pyarrow.parquet as pq
+
+    folder = staging_dir(output, shard_id)
+    records = [json.loads(storage.read_bytes(storage.join(folder, n)))
+               for n in storage.listdir(folder) if n.endswith(".json")]
+    records.sort(key=lambda r: r["index"])
+    if len(records) != expected:
+        raise RuntimeError(f"shard {shard_id}: {len(records)} staged videos, expected {expected}")
+    name = shard_name(shard_id)
+    with tempfile.TemporaryDirectory(prefix="peakclips-") as tmp:
+        tar_path = os.path.join(tmp, name + ".tar")
+        with tarfile.open(tar_path, "w", format=tarfile.PAX_FORMAT) as tar:
+            for r in records:
+                if r["sample"] is None:
+                    continue
+                mp4 = storage.read_bytes(storage.join(folder, f"{r['index']:09d}.mp4"))
+                _add_member(tar, f"{r['key']}.json", json.dumps(r["sample"], sort_keys=True).encode())
+                _add_member(tar, f"{r['key']}.mp4", mp4)
+        parquet_path = os.path.join(tmp, name + ".parquet")
+        pq.write_table(index_table([row for r in records for row in r["index_rows"]]), parquet_path)
+        stats = shard_stats(shard_id, records, run)
+        with tarfile.open(tar_path) as check:  # verify before publishing under the final name
+            assert len(check.getnames()) == 2 * stats["videos"]["ok"]
+        storage.upload_atomic(tar_path, storage.join(output, name + ".tar"))
+        storage.upload_atomic(parquet_path, storage.join(output, name + ".parquet"))
+    storage.write_atomic(storage.join(output, name + "_stats.json"), json.dumps(stats, indent=2).encode())
+    storage.remove(folder, recursive=True)
+    storage.remove(storage.join(run["scratch"], f"{shard_id:06d}"), recursive=True)
+    return stats
+
+
+def shard_stats(shard_id: int, records: list[dict], run: dict) -> dict:
+    statuses, video_drops, query_drops, errors = Counter(), Counter(), Counter(), Counter()
+    queries, timings, llm = Counter(), Counter(), Counter()
+    highlights = 0
+    for r in records:
+        statuses[r["status"]] += 1
+        if r["error"]:
+            errors[r["error"]] += 1
+        if r["drop_reason"]:
+            video_drops[r["drop_reason"]] += 1
+        for row in r["index_rows"]:
+            if row.get("query") is None:
+                continue
+            queries[row["status"]] += 1
+            if row["status"] == "ok":
+                highlights += row["num_highlights"]
+            elif row["status"] == "dropped" and not r["drop_reason"]:
+                query_drops[row["drop_reason"]] += 1
+        timings.update(r["timings"])
+        first = r["index_rows"][0]
+        for k in ("llm_calls", "prompt_tokens", "completion_tokens", "cost_usd"):
+            llm[k] += first.get(k) or 0
+    return {
+        "shard": shard_name(shard_id),
+        "videos": {"total": len(records), "ok": statuses["ok"], "dropped": statuses["dropped"],
+                   "error": statuses["error"]},
+        "queries": dict(queries), "highlights": highlights,
+        "video_drop_reasons": dict(video_drops), "query_drop_reasons": dict(query_drops),
+        "errors": dict(errors),
+        "stage_seconds": {k: round(v, 3) for k, v in timings.items()},
+        "llm": {"calls": llm["llm_calls"], "prompt_tokens": llm["prompt_tokens"],
+                "completion_tokens": llm["completion_tokens"], "cost_usd": round(llm["cost_usd"], 6)},
+        "annotator": run["annotator"], "clip_model": run["clip_model"], "clip_note": run["clip_note"],
+        "config_hash": run["config_hash"], "peakclips_version": __version__,
+        "schema_version": SCHEMA_VERSION,
+    }
