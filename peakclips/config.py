@@ -95,6 +95,8 @@ class AnnotatorConfig(Strict):
     """At most this many scenes per relevance call; longer videos are scored in windows."""
     chapter_size: int = 6
     """Target number of scenes per chapter."""
+    num_actors: int = 2
+    """Annotator actors (each keeps up to max_concurrency requests in flight)."""
     reference_dir: str = "manifests/reference"
     """Hand-written annotations used by the `reference` backend."""
     prices: dict[str, Price] = Field(default_factory=dict)

@@ -9,7 +9,6 @@ per-video error code instead of an exception.
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import json
 import os
@@ -170,10 +169,6 @@ class LLMClient:
         if not resp.choices or resp.choices[0].message.content is None:
             return ""
         return resp.choices[0].message.content
-
-    def run(self, coro):
-        """Run a coroutine to completion from synchronous stage code."""
-        return asyncio.run(coro)
 
 
 def _short(e: Exception) -> str:

@@ -88,18 +88,18 @@ def read_manifest(path: str | Path, base_dir: Path | None = None) -> list[Manife
         try:
             data = json.loads(line)
         except json.JSONDecodeError as e:
-            raise ManifestError(f"{path}:{lineno}: not valid JSON ({e.msg})") from None
+            raise ManifestError(f"{path} line {lineno}: not valid JSON ({e.msg})") from None
         if not isinstance(data, dict):
-            raise ManifestError(f"{path}:{lineno}: expected a JSON object")
+            raise ManifestError(f"{path} line {lineno}: expected a JSON object")
         try:
             row = ManifestRow.model_validate(data)
         except ValidationError as e:
             err = e.errors()[0]
             field = ".".join(str(p) for p in err["loc"]) or "row"
-            raise ManifestError(f"{path}:{lineno}: {field}: {err['msg']}") from None
+            raise ManifestError(f"{path} line {lineno}: {field}: {err['msg']}") from None
         if row.video_id in first_line_of:
             raise ManifestError(
-                f"{path}:{lineno}: duplicate video_id '{row.video_id}' "
+                f"{path} line {lineno}: duplicate video_id '{row.video_id}' "
                 f"(first on line {first_line_of[row.video_id]})"
             )
         first_line_of[row.video_id] = lineno

@@ -103,27 +103,39 @@ def build_dataset(tasks, cfg: RunConfig, output: str, run: dict):
     # no access to the project folder.
     prompts = load_prompts(REPO_ROOT / "prompts") if cfg.annotator.backend == "openai" else {}
     references = load_references(cfg.annotator.reference_dir) if cfg.annotator.backend == "reference" else {}
-    cpus = max(1, int(ray.available_resources().get("CPU", 1)))
     items = [{"index": t.index, "shard_id": t.shard_id, "key": t.key, "video_id": t.row.video_id,
               "uri": t.row.uri, "manifest": t.row.model_dump_json(), "error": None, "error_detail": None}
              for t in tasks]
-    pool = lambda n=cpus: ray.data.ActorPoolStrategy(min_size=1, max_size=n)  # noqa: E731
+    clip_on = run["clip_model"]["used"]
+    gpu = clip_on and _has_gpu()
+
+    # Stateless stages run as Ray tasks (the stage object travels with the task); stages that
+    # load a model or hold a client run in actor pools. CPU reservations: a decode task takes a
+    # whole CPU (it uses more, through the decoder's threads); the annotator actors wait on the
+    # network and the highlights actor does a few small embeddings, so they reserve none: any
+    # fraction they held would leave a 1-CPU node unable to run a decode task at all.
+    def tasks_of(stage, num_cpus):
+        return {"fn": _apply, "fn_kwargs": {"stage": stage}, "num_cpus": num_cpus}
+
+    def actors_of(cls, kwargs, num_cpus, max_size, num_gpus=0):
+        return {"fn": cls, "fn_constructor_kwargs": kwargs, "num_cpus": num_cpus, "num_gpus": num_gpus,
+                "compute": ray.data.ActorPoolStrategy(min_size=1, max_size=max_size)}
+
     ds = ray.data.from_items(items, override_num_blocks=len(items))
-    ds = ds.map(Ingest, fn_constructor_kwargs={"cfg": cfg.ingest, "scratch": run["scratch"]},
-                compute=pool(), num_cpus=0.5)
-    ds = ds.map(Scenes, fn_constructor_kwargs={"cfg": cfg.scenes}, compute=pool(), num_cpus=1)
-    ds = ds.map(Frames, fn_constructor_kwargs={"cfg": cfg.frames}, compute=pool(), num_cpus=1)
-    ds = ds.map(Annotate, fn_constructor_kwargs={"cfg": cfg.annotator, "prompts": prompts,
-                                                 "references": references},
-                compute=pool(), num_cpus=0.25)
-    ds = ds.map(ClipScore, fn_constructor_kwargs={"cfg": cfg.clip, "use_clip": run["clip_model"]["used"]},
-                compute=pool(cfg.clip.num_actors), num_cpus=1,
-                num_gpus=1 if run["clip_model"]["used"] and _has_gpu() else 0)
-    ds = ds.map(Highlights, fn_constructor_kwargs={"cfg": cfg.highlights, "clip": cfg.clip},
-                compute=pool(1), num_cpus=0.5)
-    ds = ds.map(StageSample, fn_constructor_kwargs={"output": output, "run": run},
-                compute=pool(), num_cpus=0.25)
+    ds = ds.map(**tasks_of(Ingest(cfg.ingest, run["scratch"]), 1))
+    ds = ds.map(**tasks_of(Scenes(cfg.scenes), 1))
+    ds = ds.map(**tasks_of(Frames(cfg.frames), 1))
+    ds = ds.map(**actors_of(Annotate, {"cfg": cfg.annotator, "prompts": prompts, "references": references},
+                            0, cfg.annotator.num_actors))
+    ds = ds.map(**actors_of(ClipScore, {"cfg": cfg.clip, "use_clip": clip_on},
+                            1 if clip_on else 0, cfg.clip.num_actors, 1 if gpu else 0))
+    ds = ds.map(**actors_of(Highlights, {"cfg": cfg.highlights, "clip": cfg.clip}, 0, 1))
+    ds = ds.map(**tasks_of(StageSample(output, run), 1))
     return ds
+
+
+def _apply(row: dict, stage) -> dict:
+    return stage(row)
 
 
 def _has_gpu() -> bool:
@@ -174,6 +186,9 @@ def run(cfg: RunConfig, manifest: str, output: str, shards: str | None = None, f
         if staged[row["shard_id"]] == expected[row["shard_id"]]:
             pending.append(finalize.remote(output, row["shard_id"], expected[row["shard_id"]], info))
     summary.stats = sorted(ray.get(pending), key=lambda s: s["shard"])
+    for folder in (storage.join(output, "_staging"), scratch):
+        if not storage.listdir(folder):
+            storage.remove(folder, recursive=True)
     summary.shards_built = todo
     summary.wall_s = time.perf_counter() - started
     log(format_summary(summary))

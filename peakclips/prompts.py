@@ -80,7 +80,7 @@ class CaptionReply(_Reply):
 
 class ChapterItem(_Reply):
     first_scene: int = Field(ge=0)
-    last_scene: int = Field(ge=0)
+    """The chapter runs from this scene to the scene before the next chapter's first scene."""
     caption: str = Field(min_length=1, max_length=1000)
 
 
@@ -94,20 +94,26 @@ class QueriesReply(_Reply):
 
 
 class SceneScoreItem(_Reply):
-    scene_id: int
     score: int = Field(ge=1, le=5)
     reason: str = Field(min_length=1, max_length=500)
 
 
 class RelevanceReply(_Reply):
     scores: list[SceneScoreItem]
+    """One entry per scene listed in the prompt, in the listed order (length pinned)."""
 
 
-def reply_schema(model: type[BaseModel], pin: dict[str, int] | None = None) -> dict:
+def reply_schema(model: type[BaseModel], pin: dict[str, int] | None = None,
+                 item_max: dict[str, int] | None = None) -> dict:
     """The JSON schema sent as `response_format`, with array lengths pinned where known
-    (`pin={"scores": 12}`), so servers with constrained decoding enforce them."""
+    (`pin={"scores": 12}`) and integer bounds of array items set (`item_max={"chapters.first_scene": 11}`),
+    so servers with constrained decoding enforce them."""
     schema = copy.deepcopy(model.model_json_schema())
     for field, n in (pin or {}).items():
         schema["properties"][field]["minItems"] = n
         schema["properties"][field]["maxItems"] = n
+    for dotted, n in (item_max or {}).items():
+        field, sub = dotted.split(".")
+        ref = schema["properties"][field]["items"]["$ref"].rsplit("/", 1)[-1]
+        schema["$defs"][ref]["properties"][sub]["maximum"] = n
     return schema

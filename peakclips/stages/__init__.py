@@ -36,7 +36,15 @@ class Stage:
                 row["error"] = f"{self.name}:{e.code}"
                 row["error_detail"] = e.detail[:1000]
         row[f"t_{self.name}_s"] = time.perf_counter() - started
+        row["nodes"] = list(row.get("nodes") or []) + [_node_id()]
         return row
+
+
+def _node_id() -> str:
+    """The Ray node this stage ran on (stats list which nodes did work); "" outside Ray."""
+    import ray
+
+    return ray.get_runtime_context().get_node_id() if ray.is_initialized() else ""
 
 
 STAGE_NAMES = ["ingest", "scenes", "frames", "annotate", "clipscore", "highlights", "shard"]

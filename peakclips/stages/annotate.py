@@ -49,19 +49,34 @@ def image_part(jpeg: bytes, size: int) -> dict:
 
 
 def chapters_from_reply(reply: ChaptersReply, scenes: list[dict]) -> list[dict]:
-    """Check that chapters tile the scenes in order, and convert them to times."""
-    expected = 0
+    """Chapters as runs of scenes from their first scenes.
+
+    Lenient on purpose: starts are sorted and de-duplicated and the first chapter is made to
+    start at scene 0, so any schema-valid reply tiles the scenes (chapters are context for
+    captions and training tasks; a re-ask for an ordering slip would cost more than it buys).
+    Starts beyond the last scene are an error.
+    """
+    starts: dict[int, str] = {}
+    for ch in sorted(reply.chapters, key=lambda c: c.first_scene):
+        if ch.first_scene >= len(scenes):
+            raise ValueError(f"chapter starts at scene {ch.first_scene}; the video has {len(scenes)}")
+        starts.setdefault(ch.first_scene, ch.caption)
+    firsts = sorted(starts)
+    firsts[0] = 0
+    captions = [starts[f] for f in sorted(starts)]
     out = []
-    for ch in reply.chapters:
-        if ch.first_scene != expected or ch.last_scene < ch.first_scene or ch.last_scene >= len(scenes):
-            raise ValueError(f"chapters must cover scenes 0..{len(scenes) - 1} in order without gaps")
-        ids = list(range(ch.first_scene, ch.last_scene + 1))
+    for i, (first, caption) in enumerate(zip(firsts, captions)):
+        end = firsts[i + 1] if i + 1 < len(firsts) else len(scenes)
+        ids = list(range(first, end))
         out.append({"start_s": scenes[ids[0]]["start_s"], "end_s": scenes[ids[-1]]["end_s"],
-                    "scene_ids": ids, "caption": ch.caption})
-        expected = ch.last_scene + 1
-    if expected != len(scenes):
-        raise ValueError(f"chapters end at scene {expected - 1}, not {len(scenes) - 1}")
+                    "scene_ids": ids, "caption": caption})
     return out
+
+
+def require_length(items: list, n: int, name: str) -> None:
+    """Pinned array lengths are checked here too: not every server enforces the schema."""
+    if len(items) != n:
+        raise ValueError(f"{name} has {len(items)} entries, expected {n}")
 
 
 def manifest_queries(manifest: dict) -> list[dict]:
@@ -77,6 +92,12 @@ class OpenAIAnnotator:
         self.cfg = cfg
         self.prompts = prompts
         self.client = LLMClient(cfg)
+        # One event loop for the life of the worker: the async HTTP client's connection pool is
+        # bound to the loop it first ran on, so a fresh asyncio.run() per video would break it.
+        self.loop = asyncio.new_event_loop()
+
+    def run(self, row: dict, usage) -> dict:
+        return self.loop.run_until_complete(self.annotate(row, usage))
 
     def _messages(self, name: str, content) -> list[dict]:
         return [
@@ -84,11 +105,11 @@ class OpenAIAnnotator:
             {"role": "user", "content": content},
         ]
 
-    async def _ask(self, name, content, reply_model, usage, sem, pin=None, check=None):
+    async def _ask(self, name, content, reply_model, usage, sem, pin=None, item_max=None, check=None):
         p = self.prompts[name]
         async with sem:
             return await self.client.ask(p.id, p.sha256, self._messages(name, content), reply_model,
-                                         reply_schema(reply_model, pin), usage, check)
+                                         reply_schema(reply_model, pin, item_max), usage, check)
 
     async def annotate(self, row: dict, usage) -> dict:
         cfg = self.cfg
@@ -108,6 +129,7 @@ class OpenAIAnnotator:
         text = render(self.prompts["chapters"], scenes=listed, duration_s=duration, title=title,
                       chapter_size=cfg.chapter_size)
         chapters_reply = await self._ask("chapters", text, ChaptersReply, usage, sem,
+                                         item_max={"chapters.first_scene": len(scenes) - 1},
                                          check=lambda r: chapters_from_reply(r, scenes))
         chapters = chapters_from_reply(chapters_reply, scenes)
         summary = chapters_reply.summary
@@ -119,22 +141,18 @@ class OpenAIAnnotator:
             text = render(self.prompts["queries"], scenes=listed, summary=summary, duration_s=duration,
                           title=title, num_queries=cfg.queries_per_video)
             reply = await self._ask("queries", text, QueriesReply, usage, sem,
-                                    pin={"queries": cfg.queries_per_video})
+                                    pin={"queries": cfg.queries_per_video},
+                                    check=lambda r: require_length(r.queries, cfg.queries_per_video, "queries"))
             queries = [{"query": q, "origin": "generated"} for q in reply.queries]
 
         async def relevance(query: str):
             scores, reasons = [], []
             for lo in range(0, len(listed), cfg.relevance_window):
                 window = listed[lo:lo + cfg.relevance_window]
-                ids = [s["scene_id"] for s in window]
-
-                def check(r, ids=ids):
-                    if [s.scene_id for s in r.scores] != ids:
-                        raise ValueError(f"scores must be for scenes {ids[0]}..{ids[-1]} in order")
-
+                n = len(window)
                 text = render(self.prompts["relevance"], query=query, scenes=window, duration_s=duration)
-                reply = await self._ask("relevance", text, RelevanceReply, usage, sem,
-                                        pin={"scores": len(window)}, check=check)
+                reply = await self._ask("relevance", text, RelevanceReply, usage, sem, pin={"scores": n},
+                                        check=lambda r, n=n: require_length(r.scores, n, "scores"))
                 scores += [s.score for s in reply.scores]
                 reasons += [s.reason for s in reply.scores]
             return scores, reasons
@@ -172,7 +190,7 @@ class Annotate(Stage):
             out = annotate_reference(self.references.get(row["video_id"]), row["video_id"],
                                      row["scenes"], [q["query"] for q in manifest_queries(manifest)])
         else:
-            out = asyncio.run(self.backend.annotate(row, usage))
+            out = self.backend.run(row, usage)
         if not out["queries"]:
             raise VideoError("no_queries", "the annotator produced no query")
         for i, q in enumerate(out["queries"]):

@@ -73,20 +73,25 @@ def download(url: str, dest_uri: str, cfg: IngestConfig) -> None:
     import httpx
 
     deadline = time.monotonic() + cfg.download_timeout_s
-    with httpx.Client(follow_redirects=False, timeout=min(60.0, cfg.download_timeout_s)) as client:
-        for _ in range(MAX_REDIRECTS + 1):
-            check_host(url, cfg.allow_hosts)
-            with client.stream("GET", url) as resp:
-                if resp.is_redirect:
-                    url = urljoin(url, resp.headers["location"])
-                    continue
-                if resp.status_code != 200:
-                    raise VideoError("http_error", f"HTTP {resp.status_code} for {_redact(url)}")
-                declared = int(resp.headers.get("content-length") or 0)
-                if declared > cfg.max_download_bytes:
-                    raise VideoError("too_large", f"{declared} bytes > {cfg.max_download_bytes}")
-                _stream_to(resp, dest_uri, cfg.max_download_bytes, deadline)
-                return
+    try:
+        with httpx.Client(follow_redirects=False, timeout=min(60.0, cfg.download_timeout_s)) as client:
+            for _ in range(MAX_REDIRECTS + 1):
+                check_host(url, cfg.allow_hosts)
+                with client.stream("GET", url) as resp:
+                    if resp.is_redirect:
+                        url = urljoin(url, resp.headers["location"])
+                        continue
+                    if resp.status_code != 200:
+                        raise VideoError("http_error", f"HTTP {resp.status_code} for {_redact(url)}")
+                    declared = int(resp.headers.get("content-length") or 0)
+                    if declared > cfg.max_download_bytes:
+                        raise VideoError("too_large", f"{declared} bytes > {cfg.max_download_bytes}")
+                    _stream_to(resp, dest_uri, cfg.max_download_bytes, deadline)
+                    return
+    except httpx.TimeoutException:
+        raise VideoError("download_timeout", f"no data in time from {_redact(url)}") from None
+    except httpx.HTTPError as e:
+        raise VideoError("download_failed", f"{type(e).__name__} fetching {_redact(url)}") from None
     raise VideoError("too_many_redirects", f"more than {MAX_REDIRECTS} redirects")
 
 
@@ -95,14 +100,18 @@ def _stream_to(resp, dest_uri: str, max_bytes: int, deadline: float) -> None:
     fs.makedirs(path.rsplit("/", 1)[0], exist_ok=True)
     tmp = path + ".part"
     size = 0
-    with fs.open(tmp, "wb") as f:
-        for chunk in resp.iter_bytes(1 << 20):
-            size += len(chunk)
-            if size > max_bytes:
-                raise VideoError("too_large", f"download passed {max_bytes} bytes")
-            if time.monotonic() > deadline:
-                raise VideoError("download_timeout", "download passed ingest.download_timeout_s")
-            f.write(chunk)
+    try:
+        with fs.open(tmp, "wb") as f:
+            for chunk in resp.iter_bytes(1 << 20):
+                size += len(chunk)
+                if size > max_bytes:
+                    raise VideoError("too_large", f"download passed {max_bytes} bytes")
+                if time.monotonic() > deadline:
+                    raise VideoError("download_timeout", "download passed ingest.download_timeout_s")
+                f.write(chunk)
+    except BaseException:
+        fs.rm(tmp)  # never leave a partial download behind
+        raise
     fs.mv(tmp, path)
 
 

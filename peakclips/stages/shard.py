@@ -125,7 +125,8 @@ class StageSample(Stage):
         record = {"index": row["index"], "key": row["key"], "status": status,
                   "error": row.get("error") or None, "drop_reason": row.get("drop_reason") or None,
                   "sample": sample,
-                  "index_rows": build_index_rows(row, self.run), "timings": timings}
+                  "index_rows": build_index_rows(row, self.run), "timings": timings,
+                  "nodes": sorted(set(row.get("nodes") or []) - {""})}
         storage.write_atomic(storage.join(folder, f"{row['index']:09d}.json"), json.dumps(record).encode())
         return {"shard_id": row["shard_id"], "index": row["index"], "key": row["key"], "status": status}
 
@@ -181,7 +182,7 @@ def finalize_shard(output: str, shard_id: int, expected: int, run: dict) -> dict
 
 def shard_stats(shard_id: int, records: list[dict], run: dict) -> dict:
     statuses, video_drops, query_drops, errors = Counter(), Counter(), Counter(), Counter()
-    queries, timings, llm = Counter(), Counter(), Counter()
+    queries, timings, llm, nodes = Counter(), Counter(), Counter(), Counter()
     highlights = 0
     for r in records:
         statuses[r["status"]] += 1
@@ -198,6 +199,7 @@ def shard_stats(shard_id: int, records: list[dict], run: dict) -> dict:
             elif row["status"] == "dropped" and not r["drop_reason"]:
                 query_drops[row["drop_reason"]] += 1
         timings.update(r["timings"])
+        nodes.update(r["nodes"])
         first = r["index_rows"][0]
         for k in ("llm_calls", "prompt_tokens", "completion_tokens", "cost_usd"):
             llm[k] += first.get(k) or 0
@@ -209,6 +211,7 @@ def shard_stats(shard_id: int, records: list[dict], run: dict) -> dict:
         "video_drop_reasons": dict(video_drops), "query_drop_reasons": dict(query_drops),
         "errors": dict(errors),
         "stage_seconds": {k: round(v, 3) for k, v in timings.items()},
+        "nodes": dict(nodes),
         "llm": {"calls": llm["llm_calls"], "prompt_tokens": llm["prompt_tokens"],
                 "completion_tokens": llm["completion_tokens"], "cost_usd": round(llm["cost_usd"], 6)},
         "annotator": run["annotator"], "clip_model": run["clip_model"], "clip_note": run["clip_note"],
