@@ -122,7 +122,7 @@ class StageSample(Stage):
         timings = {s: row.get(f"t_{s}_s", 0.0) for s in STAGE_NAMES[:-1]}
         timings["shard"] = time.perf_counter() - started
         status = "error" if row.get("error") else row["status"]
-        record = {"index": row["index"], "key": row["key"], "status": status,
+        record = {"index": row["index"], "key": row["key"], "resume_key": row["resume_key"], "status": status,
                   "error": row.get("error") or None, "drop_reason": row.get("drop_reason") or None,
                   "sample": sample,
                   "index_rows": build_index_rows(row, self.run), "timings": timings,
@@ -147,16 +147,18 @@ def _add_member(tar: tarfile.TarFile, name: str, data: bytes) -> None:
     tar.addfile(info, io.BytesIO(data))
 
 
-def finalize_shard(output: str, shard_id: int, expected: int, run: dict) -> dict:
-    """Assemble shard `shard_id` from its staged videos; returns the stats dict."""
+def finalize_shard(output: str, shard_id: int, expected: list[int], run: dict) -> dict:
+    """Assemble shard `shard_id` from its staged videos (manifest indices `expected`, in order);
+    returns the stats dict. Idempotent: a retry or a resumed run rebuilds the same files."""
     import pyarrow.parquet as pq
 
     folder = staging_dir(output, shard_id)
     records = [json.loads(storage.read_bytes(storage.join(folder, n)))
                for n in storage.listdir(folder) if n.endswith(".json")]
     records.sort(key=lambda r: r["index"])
-    if len(records) != expected:
-        raise RuntimeError(f"shard {shard_id}: {len(records)} staged videos, expected {expected}")
+    if [r["index"] for r in records] != list(expected):
+        raise RuntimeError(f"shard {shard_id}: staged videos {[r['index'] for r in records]} "
+                           f"are not the shard's videos {list(expected)}")
     name = shard_name(shard_id)
     with tempfile.TemporaryDirectory(prefix="peakclips-") as tmp:
         tar_path = os.path.join(tmp, name + ".tar")
@@ -171,7 +173,9 @@ def finalize_shard(output: str, shard_id: int, expected: int, run: dict) -> dict
         pq.write_table(index_table([row for r in records for row in r["index_rows"]]), parquet_path)
         stats = shard_stats(shard_id, records, run)
         with tarfile.open(tar_path) as check:  # verify before publishing under the final name
-            assert len(check.getnames()) == 2 * stats["videos"]["ok"]
+            if len(check.getnames()) != 2 * stats["videos"]["ok"]:
+                raise RuntimeError(f"shard {shard_id}: the tar holds {len(check.getnames())} members "
+                                   f"for {stats['videos']['ok']} samples")
         storage.upload_atomic(tar_path, storage.join(output, name + ".tar"))
         storage.upload_atomic(parquet_path, storage.join(output, name + ".parquet"))
     storage.write_atomic(storage.join(output, name + "_stats.json"), json.dumps(stats, indent=2).encode())
