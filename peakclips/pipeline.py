@@ -92,6 +92,14 @@ def init_ray(cfg: RunConfig) -> None:
     ray.data.DataContext.get_current().enable_progress_bars = False
 
 
+def video_items(tasks, run: dict) -> list[dict]:
+    """The rows the first stage receives: one per video, with its place in the output."""
+    return [{"index": t.index, "shard_id": t.shard_id, "key": t.key, "video_id": t.row.video_id,
+             "uri": t.row.uri, "manifest": t.row.model_dump_json(), "error": None, "error_detail": None,
+             "resume_key": resume_key(run["fingerprint"], t.index, t.key, t.row.model_dump_json())}
+            for t in tasks]
+
+
 def build_dataset(tasks, cfg: RunConfig, output: str, run: dict):
     """Chain the stages. Each stage is a callable class in an autoscaling actor pool."""
     import ray
@@ -110,10 +118,7 @@ def build_dataset(tasks, cfg: RunConfig, output: str, run: dict):
     # no access to the project folder.
     prompts = load_prompts(REPO_ROOT / "prompts") if cfg.annotator.backend == "openai" else {}
     references = load_references(cfg.annotator.reference_dir) if cfg.annotator.backend == "reference" else {}
-    items = [{"index": t.index, "shard_id": t.shard_id, "key": t.key, "video_id": t.row.video_id,
-              "uri": t.row.uri, "manifest": t.row.model_dump_json(), "error": None, "error_detail": None,
-              "resume_key": resume_key(run["fingerprint"], t.index, t.key, t.row.model_dump_json())}
-             for t in tasks]
+    items = video_items(tasks, run)
     clip_on = run["clip_model"]["used"]
     gpu = clip_on and _has_gpu()
 
