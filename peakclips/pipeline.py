@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from peakclips import storage
-from peakclips.config import ConfigError, RunConfig
+from peakclips.config import OPERATIONAL_KEYS, ConfigError, RunConfig
 from peakclips.manifest import num_shards, parse_shards, plan_tasks, read_manifest
 from peakclips.resume import fingerprint, prepare, resume_key
 from peakclips.stages.shard import shard_name
@@ -57,6 +57,7 @@ def run_info(cfg: RunConfig, clip_note: str | None, scratch: str) -> dict:
                        "reduce": cfg.clip.reduce, "alpha": cfg.clip.alpha, "beta": cfg.clip.beta},
         "clip_note": clip_note,
         "config_hash": cfg.hash(extra=references),
+        "config": cfg.model_dump(mode="json", exclude=OPERATIONAL_KEYS),
         "scratch": scratch,
     }
     info["fingerprint"] = fingerprint(info)

@@ -13,7 +13,7 @@ import statistics
 from collections import Counter
 
 from peakclips import storage
-from peakclips.verify import shard_ids
+from peakclips.shards import shard_names
 
 COUNTERS = ("video_drop_reasons", "query_drop_reasons", "errors", "stage_seconds", "nodes")
 
@@ -21,7 +21,7 @@ COUNTERS = ("video_drop_reasons", "query_drop_reasons", "errors", "stage_seconds
 def load_shard_stats(output: str) -> tuple[list[dict], list[str]]:
     """(stats of the complete shards, names of the incomplete ones)."""
     done, incomplete = [], []
-    for name in shard_ids(output):
+    for name in shard_names(output):
         path = storage.join(output, name + "_stats.json")
         if storage.exists(path):
             done.append(json.loads(storage.read_bytes(path)))

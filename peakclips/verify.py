@@ -27,16 +27,11 @@ from pydantic import ValidationError
 
 from peakclips import storage
 from peakclips.schema import INDEX_COLUMNS, SCHEMA_VERSION, Sample
+from peakclips.shards import shard_names
 
 KEY_RE = re.compile(r"^[A-Za-z0-9_-]+$")
 MEMBER_SUFFIXES = {"json", "mp4"}
 TAR_MTIME = 0  # peakclips/stages/shard.py writes every member with this mtime
-
-
-def shard_ids(output: str) -> list[str]:
-    names = storage.listdir(output)
-    return sorted({n.split(".")[0].removesuffix("_stats") for n in names
-                   if re.fullmatch(r"peakclips-\d{6}(\.tar|\.parquet|_stats\.json)", n)})
 
 
 def read_tar(data: bytes, name: str, defects: list[str]) -> dict[str, dict[str, bytes]]:
@@ -163,7 +158,7 @@ def verify_shard(output: str, name: str, decode_frames: bool = True) -> tuple[li
 
 def verify(output: str, decode_frames: bool = True) -> tuple[int, list[str]]:
     """Returns (number of shards checked, defects)."""
-    names = shard_ids(output)
+    names = shard_names(output)
     if not names:
         return 0, [f"{output}: no shards found"]
     defects, member_sets = [], set()

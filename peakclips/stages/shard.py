@@ -219,6 +219,6 @@ def shard_stats(shard_id: int, records: list[dict], run: dict) -> dict:
         "llm": {"calls": llm["llm_calls"], "prompt_tokens": llm["prompt_tokens"],
                 "completion_tokens": llm["completion_tokens"], "cost_usd": round(llm["cost_usd"], 6)},
         "annotator": run["annotator"], "clip_model": run["clip_model"], "clip_note": run["clip_note"],
-        "config_hash": run["config_hash"], "peakclips_version": __version__,
+        "config_hash": run["config_hash"], "config": run.get("config"), "peakclips_version": __version__,
         "schema_version": SCHEMA_VERSION,
     }
