@@ -17,6 +17,7 @@ network at all. Reads finished shards only.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -110,8 +111,6 @@ def pretty_name(repo_id: str) -> str:
 
 
 def _first_stats(output: str) -> dict:
-    import json
-
     name = complete_shards(output)[0]
     return json.loads(storage.read_bytes(storage.join(output, name + "_stats.json")))
 

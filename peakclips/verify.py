@@ -28,10 +28,10 @@ from pydantic import ValidationError
 from peakclips import storage
 from peakclips.schema import INDEX_COLUMNS, SCHEMA_VERSION, Sample
 from peakclips.shards import shard_names
+from peakclips.stages.shard import TAR_MTIME
 
 KEY_RE = re.compile(r"^[A-Za-z0-9_-]+$")
 MEMBER_SUFFIXES = {"json", "mp4"}
-TAR_MTIME = 0  # peakclips/stages/shard.py writes every member with this mtime
 
 
 def read_tar(data: bytes, name: str, defects: list[str]) -> dict[str, dict[str, bytes]]:

@@ -2,8 +2,9 @@
 
 Two steps, so the pipeline streams and nothing needs the driver's disk:
   - `StageSample` (a Ray Data stage, per video) writes `_staging/NNNNNN/<index>.json`
-    (the sample JSON, its index rows, timings) and `<index>.mp4` (the candidate frames) to the
-    output location. The JSON is written last and atomically: its presence means the video is done.
+    (the sample JSON, its index rows, timings, its resume key) and `<index>.mp4` (the candidate
+    frames) to the output location. The JSON is written last and atomically: its presence means
+    the video is done, and a resumed run keeps it when the resume key matches (peakclips/resume.py).
   - `finalize_shard` (a Ray task, per shard, launched by the driver once every video of the shard
     is staged) builds `peakclips-NNNNNN.tar` (WebDataset; samples in manifest order, fixed mtime)
     and `peakclips-NNNNNN.parquet` under temporary names, verifies and renames them, writes
