@@ -171,12 +171,16 @@ def finalize_shard(output: str, shard_id: int, expected: list[int], run: dict) -
                 _add_member(tar, f"{r['key']}.json", json.dumps(r["sample"], sort_keys=True).encode())
                 _add_member(tar, f"{r['key']}.mp4", mp4)
         parquet_path = os.path.join(tmp, name + ".parquet")
-        pq.write_table(index_table([row for r in records for row in r["index_rows"]]), parquet_path)
+        index_rows = [row for r in records for row in r["index_rows"]]
+        pq.write_table(index_table(index_rows), parquet_path)
         stats = shard_stats(shard_id, records, run)
-        with tarfile.open(tar_path) as check:  # verify before publishing under the final name
+        # Read both back before publishing them under their final names.
+        with tarfile.open(tar_path) as check:
             if len(check.getnames()) != 2 * stats["videos"]["ok"]:
                 raise RuntimeError(f"shard {shard_id}: the tar holds {len(check.getnames())} members "
                                    f"for {stats['videos']['ok']} samples")
+        if pq.read_metadata(parquet_path).num_rows != len(index_rows):
+            raise RuntimeError(f"shard {shard_id}: the index lost rows on the way to disk")
         storage.upload_atomic(tar_path, storage.join(output, name + ".tar"))
         storage.upload_atomic(parquet_path, storage.join(output, name + ".parquet"))
     storage.write_atomic(storage.join(output, name + "_stats.json"), json.dumps(stats, indent=2).encode())
