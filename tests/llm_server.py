@@ -250,7 +250,8 @@ class _Handler(BaseHTTPRequestHandler):
         except ValueError:
             body = None
         is_chat = path.endswith("/chat/completions")
-        fault = fake._record("POST", path, body, self.headers, chat=is_chat)
+        record = fake._record("POST", path, body, self.headers, chat=is_chat)
+        fault = record["fault"]
         fake._sleep(fake.latency_s)
         if not is_chat:
             return self._error(404, f"no route for POST {path}")
@@ -269,7 +270,9 @@ class _Handler(BaseHTTPRequestHandler):
             fake._sleep(fake.slow_s)
         if not isinstance(body, dict) or not isinstance(body.get("messages"), list):
             return self._error(400, "body must be a JSON object with a 'messages' list")
-        self._send_json(200, fake._completion(body, fault))
+        completion = fake._completion(body, fault)
+        record["usage"] = completion["usage"]  # what this reply bills, for accounting checks
+        self._send_json(200, completion)
         return None
 
 
@@ -386,7 +389,8 @@ class FakeLLMServer:
     # -- recording ---------------------------------------------------------------------------
     @property
     def requests(self) -> list[dict]:
-        """A snapshot of {index, method, path, body, fault, time (monotonic s), headers}."""
+        """A snapshot of {index, method, path, body, fault, time (monotonic s), headers,
+        auth_sha256, usage (of a 200 reply, else None)}."""
         with self._lock:
             return list(self._records)
 
@@ -419,19 +423,24 @@ class FakeLLMServer:
                 return kind
         return "ok"
 
-    def _record(self, method: str, path: str, body: Any, headers: Any, *, chat: bool) -> str:
+    def _record(self, method: str, path: str, body: Any, headers: Any, *, chat: bool) -> dict:
         with self._lock:
             fault = "ok"
             if chat:
                 fault, self._chat_index = self._fault_for(self._chat_index), self._chat_index + 1
-            self._records.append({
+            auth = headers.get("Authorization")
+            record = {
                 "index": len(self._records), "method": method, "path": path, "body": body,
                 "fault": fault, "time": time.monotonic(),
-                # The key is never kept: records may end up in assertion messages.
+                # The key is never kept: records may end up in assertion messages. Its hash
+                # lets a test check which key was sent.
                 "headers": {k.lower(): v for k, v in headers.items()
                             if k.lower() != "authorization"},
-            })
-            return fault
+                "auth_sha256": hashlib.sha256(auth.encode()).hexdigest() if auth else None,
+                "usage": None,  # set when a 200 reply is sent
+            }
+            self._records.append(record)
+            return record
 
     def _track(self, conn: socket.socket, add: bool) -> None:
         with self._lock:
