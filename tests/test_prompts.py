@@ -19,7 +19,13 @@ from PIL import Image
 
 from peakclips.config import AnnotatorConfig
 from peakclips.prompts import PROMPT_NAMES, ChaptersReply, data_text, load_prompts, render
-from peakclips.stages.annotate import Video, caption_call, chapters_call, queries_call, relevance_calls
+from peakclips.stages.annotate import (
+    Video,
+    caption_call,
+    chapters_call,
+    queries_call,
+    relevance_calls,
+)
 from tests.conftest import REPO
 
 GOLDEN = REPO / "tests" / "golden"
