@@ -89,9 +89,10 @@ class AnnotatorConfig(Strict):
     """The openai client's retries with backoff (408/409/429/5xx, Retry-After, dropped connections)."""
     max_concurrency: int = Field(16, ge=1)
     """Requests in flight per annotator actor, shared by all the videos it works on."""
-    videos_per_actor: int = Field(8, ge=1)
-    """Videos an annotator actor works on at once, so its requests stay in flight across videos
-    (one video alone has only 1-3 requests to send while its chapters and queries are asked)."""
+    videos_per_actor: int | None = Field(None, ge=1)
+    """Videos an annotator actor works on at once, so that its requests stay in flight across
+    videos (one video alone has 1-3 requests to send while its chapters and queries are asked).
+    None = max_concurrency, which keeps about 95 % of the slots busy (docs/annotator.md)."""
     queries_per_video: int = Field(3, ge=1)
     image_size: int = Field(512, ge=16)
     """Longest side of the frames sent as image_url parts."""
@@ -109,6 +110,13 @@ class AnnotatorConfig(Strict):
     """Hand-written annotations used by the `reference` backend."""
     prices: dict[str, Price] = Field(default_factory=dict)
     """USD per million tokens, by model name, for cost accounting."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _default_videos_per_actor(cls, data: Any) -> Any:
+        if isinstance(data, dict) and data.get("videos_per_actor") is None:
+            data = {**data, "videos_per_actor": data.get("max_concurrency", 16)}
+        return data
 
 
 class ClipConfig(Strict):
