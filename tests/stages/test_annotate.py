@@ -70,7 +70,7 @@ def _row(n_scenes=3, manifest=None, video_id="v"):
 
 
 def _cfg(srv, tmp_path, **kw):
-    kw = {"max_retries": 2, "timeout_s": 5, **kw}
+    kw = {"max_retries": 2, "timeout_s": 60, **kw}  # generous: CI machines can be slow
     return AnnotatorConfig(backend="openai", base_url=srv.base_url, model="fake", cache=str(tmp_path / "c.sqlite"), **kw)
 
 
