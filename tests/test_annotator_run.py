@@ -115,37 +115,23 @@ def test_requests_stay_in_flight_across_videos_on_one_actor(ray_local, tmp_path)
     """Ray Data runs the async stage on `videos_per_actor` rows at once; one video alone never
     has more than one request in flight here (1 scene, 1 query), so the server sees 6 at
     once only if six videos are being annotated together on the one actor."""
-    import threading
-    import time
-
     import ray
 
     from peakclips.prompts import load_prompts
     from peakclips.stages.annotate import Annotate
-    from tests.stages.test_annotate import _row
+    from tests.stages.test_annotate import InFlight, one_request_at_a_time_videos
 
-    lock, state = threading.Lock(), {"now": 0, "peak": 0}
-
-    def reply(body):
-        with lock:
-            state["now"] += 1
-            state["peak"] = max(state["peak"], state["now"])
-        time.sleep(0.2)
-        with lock:
-            state["now"] -= 1
-
-    rows = [_row(1, {"video_id": f"v{i}", "uri": "x", "queries": ["q"]}, f"v{i}") | {"duration_s": 2.0 + i}
-            for i in range(12)]
-    for per_actor, expected in ((1, 1), (6, 6)):
-        state["peak"] = 0
-        with FakeLLMServer(reply_fn=reply) as srv:
+    rows = one_request_at_a_time_videos(12)
+    for per_actor in (1, 6):
+        meter = InFlight(0.2)
+        with FakeLLMServer(reply_fn=meter) as srv:
             cfg = AnnotatorConfig(backend="openai", base_url=srv.base_url, model="m", max_concurrency=6,
                                   videos_per_actor=per_actor, cache=str(tmp_path / f"c{per_actor}.sqlite"))
-            ds = ray.data.from_items(rows, override_num_blocks=len(rows)).map(
+            ds = ray.data.from_items(rows, override_num_blocks=len(rows)).map(  # as pipeline.py does
                 Annotate, fn_constructor_kwargs={"cfg": cfg, "prompts": load_prompts(REPO / "prompts"),
                                                  "references": {}},
                 num_cpus=0, compute=ray.data.ActorPoolStrategy(
                     size=1, max_concurrent_calls_per_actor=cfg.videos_per_actor))
             done = ds.take_all()
             assert [r["error"] for r in done] == [None] * 12 and srv.count() == 12 * 3
-        assert state["peak"] == expected, (per_actor, state["peak"])
+        assert meter.peak == per_actor

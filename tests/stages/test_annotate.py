@@ -203,27 +203,36 @@ def test_long_videos_are_scored_in_windows(tmp_path):
         assert out["llm_calls"] == 5 + 1 + 2 * 3  # scenes + chapters + queries x windows
 
 
+class InFlight:
+    """A FakeLLMServer reply_fn that holds each request `hold_s` seconds and records the most
+    requests held at once (then lets the server fabricate the reply)."""
+
+    def __init__(self, hold_s: float):
+        self.hold_s, self.now, self.peak, self.lock = hold_s, 0, 0, threading.Lock()
+
+    def __call__(self, body):
+        with self.lock:
+            self.now += 1
+            self.peak = max(self.peak, self.now)
+        time.sleep(self.hold_s)
+        with self.lock:
+            self.now -= 1
+
+
+def one_request_at_a_time_videos(n: int) -> list[dict]:
+    """Videos with 1 scene and 1 query: alone, each has one request in flight at a time.
+    Their durations differ, so no request is a cache hit of another's."""
+    return [_row(1, {"video_id": f"v{i}", "uri": "x", "queries": ["q"]}, f"v{i}") | {"duration_s": 2.0 + i}
+            for i in range(n)]
+
+
 def test_requests_in_flight_across_videos_are_bounded_by_max_concurrency(tmp_path):
-    # Each video alone has 1 request in flight at a time (1 scene, 1 query); four videos on
-    # one stage share max_concurrency = 3.
-    lock, state = threading.Lock(), {"now": 0, "peak": 0}
-
-    def reply(body):
-        with lock:
-            state["now"] += 1
-            state["peak"] = max(state["peak"], state["now"])
-        time.sleep(0.15)
-        with lock:
-            state["now"] -= 1
-        return None
-
-    rows = [_row(1, {"video_id": f"v{i}", "uri": "x", "queries": ["q"]}, f"v{i}") for i in range(4)]
-    for i, r in enumerate(rows):  # distinct videos: different durations, so nothing is a cache hit
-        r["duration_s"] += i
-    with FakeLLMServer(reply_fn=reply) as srv:
-        outs = annotate(Annotate(_cfg(srv, tmp_path, max_concurrency=3), PROMPTS, {}), *rows)
+    meter = InFlight(0.15)
+    with FakeLLMServer(reply_fn=meter) as srv:
+        outs = annotate(Annotate(_cfg(srv, tmp_path, max_concurrency=3), PROMPTS, {}),
+                        *one_request_at_a_time_videos(4))
         assert all(o["error"] is None for o in outs)
-        assert srv.count() == 4 * 3 and state["peak"] == 3
+        assert srv.count() == 4 * 3 and meter.peak == 3
 
 
 def test_cache_key_covers_model_prompt_and_inputs(tmp_path):
