@@ -16,7 +16,7 @@ import json
 import os
 import sqlite3
 import threading
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from pydantic import BaseModel, ValidationError
@@ -106,18 +106,15 @@ class Usage:
 
     calls: int = 0  # requests answered by the server (re-asks included, cache hits not)
     cache_hits: int = 0
-    reasks: int = 0
     prompt_tokens: int = 0
     completion_tokens: int = 0
     cost_usd: float = 0.0
-    by_prompt: dict[str, int] = field(default_factory=dict)
 
     def columns(self) -> dict:
         """The row columns the index and `_stats.json` are built from."""
-        d = asdict(self)
-        return {"llm_calls": d["calls"], "llm_cache_hits": d["cache_hits"],
-                "prompt_tokens": d["prompt_tokens"], "completion_tokens": d["completion_tokens"],
-                "cost_usd": d["cost_usd"]}
+        return {"llm_calls": self.calls, "llm_cache_hits": self.cache_hits,
+                "prompt_tokens": self.prompt_tokens, "completion_tokens": self.completion_tokens,
+                "cost_usd": self.cost_usd}
 
 
 def api_key(cfg: AnnotatorConfig, secret: Secret | None = None) -> str:
@@ -180,7 +177,6 @@ class LLMClient:
             except (ValidationError, ValueError) as e:
                 if attempt == 1:
                     raise VideoError("invalid_reply", f"{prompt_id}: {_short(e)}") from None
-                usage.reasks += 1
                 conversation = conversation + [
                     {"role": "assistant", "content": content},
                     {"role": "user", "content": f"That reply was invalid ({_short(e)}). "
@@ -207,7 +203,6 @@ class LLMClient:
         except openai.APIError as e:  # the base of every error the client raises for a request
             raise _error(e, prompt_id, self.cfg) from None
         usage.calls += 1
-        usage.by_prompt[prompt_id] = usage.by_prompt.get(prompt_id, 0) + 1
         if resp.usage is not None:
             usage.prompt_tokens += resp.usage.prompt_tokens
             usage.completion_tokens += resp.usage.completion_tokens
