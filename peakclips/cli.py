@@ -2,6 +2,7 @@
 
     peakclips run CONFIG [--manifest PATH] [--output DIR] [--shards SPEC] [--force] [--set k=v ...]
     peakclips verify DIR
+    peakclips annotator-eval DIR [--reference-dir DIR] [--json PATH]
 """
 
 from __future__ import annotations
@@ -33,6 +34,22 @@ def cmd_verify(args) -> int:
     return 1 if defects else 0
 
 
+def cmd_annotator_eval(args) -> int:
+    import json
+
+    from peakclips.annotator_eval import EvalError, evaluate, format_report
+
+    try:
+        result = evaluate(args.dir, args.reference_dir)
+    except EvalError as e:
+        print(f"peakclips: error: {e}", file=sys.stderr)
+        return 2
+    print(format_report(result))
+    if args.json:
+        Path(args.json).write_text(json.dumps(result, indent=2))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="peakclips", description="Build and inspect PeakClips datasets.")
     p.add_argument("--version", action="version", version=f"peakclips {__version__}")
@@ -52,6 +69,13 @@ def build_parser() -> argparse.ArgumentParser:
     v.add_argument("dir")
     v.add_argument("--no-decode", action="store_true", help="skip decoding the candidate frames")
     v.set_defaults(fn=cmd_verify)
+
+    e = sub.add_parser("annotator-eval", help="agreement of an annotated dataset with the reference "
+                       "annotations of the sample clips (relevance accuracy, Spearman, highlight overlap)")
+    e.add_argument("dir", help="a dataset built from the sample clips, e.g. with manifests/sample_eval.jsonl")
+    e.add_argument("--reference-dir", help="reference annotations (default: the bundled manifests/reference)")
+    e.add_argument("--json", help="also write the numbers to this JSON file")
+    e.set_defaults(fn=cmd_annotator_eval)
     return p
 
 
