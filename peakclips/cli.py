@@ -6,6 +6,7 @@
     peakclips export {qvhighlights,charades} DIR OUT
     peakclips upload DIR --repo-id ORG/NAME [--private] [--dry-run]
     peakclips report DIR [--out FOLDER] [--max-videos N]
+    peakclips annotator-eval DIR [--reference-dir DIR] [--json PATH]
 """
 
 from __future__ import annotations
@@ -70,6 +71,22 @@ def cmd_report(args) -> int:
     return 0
 
 
+def cmd_annotator_eval(args) -> int:
+    import json
+
+    from peakclips.annotator_eval import EvalError, evaluate, format_report
+
+    try:
+        result = evaluate(args.dir, args.reference_dir)
+    except EvalError as e:
+        print(f"peakclips: error: {e}", file=sys.stderr)
+        return 2
+    print(format_report(result))
+    if args.json:
+        Path(args.json).write_text(json.dumps(result, indent=2))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="peakclips", description="Build and inspect PeakClips datasets.")
     p.add_argument("--version", action="version", version=f"peakclips {__version__}")
@@ -115,6 +132,13 @@ def build_parser() -> argparse.ArgumentParser:
     rp.add_argument("--out", help="folder for index.html and the PNG plots (default: DIR/report)")
     rp.add_argument("--max-videos", type=int, default=20, help="videos shown with timelines (default: %(default)s)")
     rp.set_defaults(fn=cmd_report)
+
+    ae = sub.add_parser("annotator-eval", help="agreement of an annotated dataset with the reference "
+                        "annotations of the sample clips (relevance accuracy, Spearman, highlight overlap)")
+    ae.add_argument("dir", help="a dataset built from the sample clips, e.g. with manifests/sample_eval.jsonl")
+    ae.add_argument("--reference-dir", help="reference annotations (default: the bundled manifests/reference)")
+    ae.add_argument("--json", help="also write the numbers to this JSON file")
+    ae.set_defaults(fn=cmd_annotator_eval)
     return p
 
 

@@ -56,6 +56,7 @@ def run_info(cfg: RunConfig, clip_note: str | None, scratch: str) -> dict:
         "clip_model": {"model": cfg.clip.model, "pretrained": cfg.clip.pretrained, "used": clip_note is None,
                        "reduce": cfg.clip.reduce, "alpha": cfg.clip.alpha, "beta": cfg.clip.beta},
         "clip_note": clip_note,
+        "llm_price": price.model_dump() if (price := cfg.annotator.prices.get(cfg.annotator.model or "")) else None,
         "config_hash": cfg.hash(extra=references),
         "config": cfg.model_dump(mode="json", exclude=OPERATIONAL_KEYS),
         "scratch": scratch,
@@ -105,6 +106,7 @@ def build_dataset(tasks, cfg: RunConfig, output: str, run: dict):
     """Chain the stages. Each stage is a callable class in an autoscaling actor pool."""
     import ray
 
+    from peakclips.llm import Secret
     from peakclips.prompts import load_prompts
     from peakclips.reference import load_references
     from peakclips.stages.annotate import Annotate
@@ -131,16 +133,19 @@ def build_dataset(tasks, cfg: RunConfig, output: str, run: dict):
     def tasks_of(stage, num_cpus):
         return {"fn": _apply, "fn_kwargs": {"stage": stage}, "num_cpus": num_cpus}
 
-    def actors_of(cls, kwargs, num_cpus, max_size, num_gpus=0):
+    def actors_of(cls, kwargs, num_cpus, max_size, num_gpus=0, rows_at_once=1):
+        # rows_at_once > 1: an async stage works on that many rows per actor at once
         return {"fn": cls, "fn_constructor_kwargs": kwargs, "num_cpus": num_cpus, "num_gpus": num_gpus,
-                "compute": ray.data.ActorPoolStrategy(min_size=1, max_size=max_size)}
+                "compute": ray.data.ActorPoolStrategy(min_size=1, max_size=max_size,
+                                                      max_concurrent_calls_per_actor=rows_at_once)}
 
     ds = ray.data.from_items(items, override_num_blocks=len(items))
     ds = ds.map(**tasks_of(Ingest(cfg.ingest, run["scratch"]), 1))
     ds = ds.map(**tasks_of(Scenes(cfg.scenes), 1))
     ds = ds.map(**tasks_of(Frames(cfg.frames), 1))
-    ds = ds.map(**actors_of(Annotate, {"cfg": cfg.annotator, "prompts": prompts, "references": references},
-                            0, cfg.annotator.num_actors))
+    ds = ds.map(**actors_of(Annotate, {"cfg": cfg.annotator, "prompts": prompts, "references": references,
+                                       "secret": Secret.from_env(cfg.annotator)},
+                            0, cfg.annotator.num_actors, rows_at_once=cfg.annotator.videos_per_actor))
     ds = ds.map(**actors_of(ClipScore, {"cfg": cfg.clip, "use_clip": clip_on},
                             1 if clip_on else 0, cfg.clip.num_actors, 1 if gpu else 0))
     ds = ds.map(**actors_of(Highlights, {"cfg": cfg.highlights, "clip": cfg.clip}, 0, 1))
@@ -190,6 +195,8 @@ def run(cfg: RunConfig, manifest: str, output: str, shards: str | None = None, f
         log(f"CLIP off for this run: {clip_note}")
     scratch = cfg.ingest.scratch or storage.join(output, "_scratch")
     info = run_info(cfg, clip_note, scratch)
+    if cfg.annotator.backend == "openai" and info["llm_price"] is None:
+        log(f"no price for model '{cfg.annotator.model}' in annotator.prices: cost_usd will read 0")
     plan = prepare(output, todo, [t for t in tasks if t.shard_id in set(todo)], info, force)
     reused = set().union(*plan.reused.values())
     todo_tasks = [t for t in tasks if t.shard_id in set(todo) and t.index not in reused]

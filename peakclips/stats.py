@@ -49,7 +49,7 @@ def combine(shards: list[dict]) -> dict:
         out["videos"].update(st["videos"])
         out["queries"].update(st["queries"])
         out["highlights"] += st["highlights"]
-        out["llm"].update(st["llm"])
+        out["llm"].update({k: n for k, n in st["llm"].items() if isinstance(n, (int, float))})  # not the price
         for k in COUNTERS:
             out[k].update(st.get(k, {}))
     return {k: dict(v) if isinstance(v, Counter) else v for k, v in out.items()}
@@ -101,8 +101,8 @@ def format_funnel(s: dict) -> list[str]:
         lines.append("drops: " + ", ".join(f"{k}={n}" for k, n in sorted(drops.items())))
     if s["errors"]:
         lines.append("errors: " + ", ".join(f"{k}={n}" for k, n in sorted(s["errors"].items())))
-    lines.append(f"LLM: {llm['calls']} calls, {llm['prompt_tokens']} prompt + {llm['completion_tokens']} "
-                 f"completion tokens, ${llm['cost_usd']:.4f}")
+    lines.append(f"LLM: {llm['calls']} calls ({llm['cache_hits']} more answered by the cache), "
+                 f"{llm['prompt_tokens']} prompt + {llm['completion_tokens']} completion tokens, ${llm['cost_usd']:.4f}")
     lines.append("stage seconds (sum over videos): "
                  + ", ".join(f"{k}={n:.1f}" for k, n in s["stage_seconds"].items()))
     return lines

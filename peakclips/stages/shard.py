@@ -75,10 +75,12 @@ def build_index_rows(row: dict, run: dict) -> list[dict]:
         "video_id": row["video_id"], "key": row["key"], "shard_id": row["shard_id"],
         "error": row.get("error") or None, "error_detail": row.get("error_detail") or None,
         "duration_s": row.get("duration_s") or None, "num_scenes": len(row.get("scenes") or []),
+        "scene_starts_s": [s["start_s"] for s in row.get("scenes") or []] or None,
         "annotator_backend": run["annotator"]["backend"], "annotator_model": run["annotator"]["model"],
         "prompt_ids": ",".join(p["id"] for p in run["annotator"]["prompts"]),
         "clip_model": run["clip_model"]["model"] if run["clip_model"] and run["clip_model"]["used"] else None,
-        "llm_calls": row.get("llm_calls", 0), "prompt_tokens": row.get("prompt_tokens", 0),
+        "llm_calls": row.get("llm_calls", 0), "llm_cache_hits": row.get("llm_cache_hits", 0),
+        "prompt_tokens": row.get("prompt_tokens", 0),
         "completion_tokens": row.get("completion_tokens", 0), "cost_usd": row.get("cost_usd", 0.0),
         "config_hash": run["config_hash"],
     }
@@ -210,8 +212,8 @@ def shard_stats(shard_id: int, records: list[dict], run: dict) -> dict:
         timings.update(r["timings"])
         nodes.update(r["nodes"])
         first = r["index_rows"][0]
-        for k in ("llm_calls", "prompt_tokens", "completion_tokens", "cost_usd"):
-            llm[k] += first.get(k) or 0
+        for k in ("llm_calls", "llm_cache_hits", "prompt_tokens", "completion_tokens", "cost_usd"):
+            llm[k] += first.get(k) or 0  # per video: the same on each of its query rows
     return {
         "shard": shard_name(shard_id),
         "videos": {"total": len(records), "ok": statuses["ok"], "dropped": statuses["dropped"],
@@ -221,8 +223,10 @@ def shard_stats(shard_id: int, records: list[dict], run: dict) -> dict:
         "errors": dict(errors),
         "stage_seconds": {k: round(v, 3) for k, v in timings.items()},
         "nodes": dict(nodes),
-        "llm": {"calls": llm["llm_calls"], "prompt_tokens": llm["prompt_tokens"],
-                "completion_tokens": llm["completion_tokens"], "cost_usd": round(llm["cost_usd"], 6)},
+        "llm": {"calls": llm["llm_calls"], "cache_hits": llm["llm_cache_hits"],
+                "prompt_tokens": llm["prompt_tokens"],
+                "completion_tokens": llm["completion_tokens"], "cost_usd": round(llm["cost_usd"], 6),
+                "price_per_mtok": run.get("llm_price")},
         "annotator": run["annotator"], "clip_model": run["clip_model"], "clip_note": run["clip_note"],
         "config_hash": run["config_hash"], "config": run.get("config"), "peakclips_version": __version__,
         "schema_version": SCHEMA_VERSION,
