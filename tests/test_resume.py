@@ -2,6 +2,8 @@
 keeps, and a real `peakclips run` killed with SIGKILL at several moments, then re-run, compared
 sample by sample with an uninterrupted run."""
 
+import asyncio
+import inspect
 import json
 import os
 import shutil
@@ -83,6 +85,8 @@ def _stage_videos_in_process(cfg, manifest: Path, output: Path, info: dict) -> N
     for item in video_items(plan_tasks(read_manifest(manifest), cfg.shard_size), info):
         for stage in stages:
             item = stage(item)
+            if inspect.iscoroutine(item):  # the annotator is async (Ray Data awaits it)
+                item = asyncio.run(item)
 
 
 @pytest.mark.slow
