@@ -197,13 +197,25 @@ class RunConfig(Strict):
             raise ValueError("clip.alpha must be below clip.beta")
         return self
 
-    def hash(self) -> str:
-        """Stable hash of everything that shapes a shard's content. Excluded: Ray settings and
-        where things are on this machine (roots, cache, scratch), so the same config hashes the
-        same in every checkout and on every node."""
-        data = self.model_dump(mode="json", exclude={
-            "ray": True, "ingest": {"allowed_roots", "scratch"}, "annotator": {"cache", "reference_dir"}})
-        return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:16]
+    def hash(self, extra: str = "") -> str:
+        """Stable hash of everything that shapes a shard's content, plus `extra` (the content of
+        files the config points to, e.g. reference annotations). Keys that only say how or where
+        a run executes are left out (OPERATIONAL_KEYS), so the same dataset built on another
+        machine, with other paths or more parallelism, has the same hash."""
+        data = self.model_dump(mode="json", exclude=OPERATIONAL_KEYS)
+        return hashlib.sha256((json.dumps(data, sort_keys=True) + extra).encode()).hexdigest()[:16]
+
+
+# Machine paths, endpoints, parallelism, retries and labels: they change how a run executes,
+# never what a sample holds (the annotator's model name and prompts do, and stay in).
+OPERATIONAL_KEYS = {
+    "name": True,
+    "ray": True,
+    "ingest": {"scratch", "allowed_roots"},
+    "annotator": {"base_url", "api_key_env", "cache", "timeout_s", "max_retries", "max_concurrency",
+                  "num_actors", "reference_dir"},
+    "clip": {"num_actors"},
+}
 
 
 def valid_keys(model: type[BaseModel], prefix: str = "") -> list[str]:
