@@ -64,7 +64,7 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _wait_for_head(port: int, timeout: float = 60) -> str:
+def _wait_for_head(port: int, timeout: float = 180) -> str:
     """The head binds to the machine's own address (Ray 2.60); find it from the listening port."""
     import socket
 
@@ -80,7 +80,7 @@ def _wait_for_head(port: int, timeout: float = 60) -> str:
     raise TimeoutError("the Ray head did not start")
 
 
-def _wait_for_nodes(address: str, n: int, env: dict, timeout: float = 90) -> None:
+def _wait_for_nodes(address: str, n: int, env: dict, timeout: float = 240) -> None:
     deadline = time.time() + timeout
     while time.time() < deadline:
         out = subprocess.run([RAY, "status", "--address", address], capture_output=True, text=True, env=env).stdout
@@ -112,11 +112,18 @@ def test_ray_job_submit_runs_the_same_command(two_node_cluster, tmp_path):
     """`ray job submit -- peakclips run ...` works like a direct run (the job gets RAY_ADDRESS)."""
     _, cluster_env, dashboard = two_node_cluster
     out = tmp_path / "out"
-    proc = subprocess.run([RAY, "job", "submit", "--address", dashboard, "--working-dir", str(REPO),
-                           "--entrypoint-num-cpus", "0", "--", sys.executable, "-m", "peakclips.cli", "run",
-                           "pipelines/sample.yaml", "--output", str(out), "--set", "clip.enabled=false"],
-                          cwd=REPO, env=dict(cluster_env, HF_HUB_OFFLINE="1"), capture_output=True, text=True,
-                          timeout=900)
+    command = [RAY, "job", "submit", "--address", dashboard, "--working-dir", str(REPO),
+               "--entrypoint-num-cpus", "0", "--", sys.executable, "-m", "peakclips.cli", "run",
+               "pipelines/sample.yaml", "--output", str(out), "--set", "clip.enabled=false"]
+    # The head's job agent registers some seconds after the node is up (longer on a loaded
+    # machine); until then Ray refuses the submission with "No available agent", and no job exists.
+    deadline = time.time() + 120
+    while True:
+        proc = subprocess.run(command, cwd=REPO, env=dict(cluster_env, HF_HUB_OFFLINE="1"),
+                              capture_output=True, text=True, timeout=900)
+        if "No available agent" not in proc.stdout + proc.stderr or time.time() > deadline:
+            break
+        time.sleep(5)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     assert "succeeded" in proc.stdout + proc.stderr
     stats = json.loads((out / "peakclips-000000_stats.json").read_text())
