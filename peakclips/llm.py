@@ -14,8 +14,10 @@ import asyncio
 import hashlib
 import json
 import os
+import random
 import sqlite3
 import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -50,12 +52,25 @@ class ResponseCache:
         self._lock = threading.Lock()  # one connection per process, used from worker threads
         self._db = sqlite3.connect(path, timeout=BUSY_TIMEOUT_S, check_same_thread=False,
                                    isolation_level=None)
-        # WAL is a property of the file: set it once (switching takes a lock, even when
-        # nothing changes), then every connection sees it.
-        if self._db.execute("PRAGMA journal_mode").fetchone()[0].lower() != "wal":
-            self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=NORMAL")
-        self._db.execute("CREATE TABLE IF NOT EXISTS replies (key TEXT PRIMARY KEY, reply TEXT NOT NULL)")
+        self._set_up()
+
+    def _set_up(self) -> None:
+        """WAL is a property of the file: set it once, then every connection sees it. Switching
+        needs the file to itself, and SQLite answers "database is locked" at once (no busy wait)
+        while another process is opening it in the old mode, so many actors starting together
+        retry here until BUSY_TIMEOUT_S."""
+        deadline = time.monotonic() + BUSY_TIMEOUT_S
+        while True:
+            try:
+                if self._db.execute("PRAGMA journal_mode").fetchone()[0].lower() != "wal":
+                    self._db.execute("PRAGMA journal_mode=WAL")
+                self._db.execute("PRAGMA synchronous=NORMAL")
+                self._db.execute("CREATE TABLE IF NOT EXISTS replies (key TEXT PRIMARY KEY, reply TEXT NOT NULL)")
+                return
+            except sqlite3.OperationalError as e:
+                if "locked" not in str(e) or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.01 + random.random() * 0.05)  # jitter: the openers do not collide again
 
     @staticmethod
     def key(model: str, prompt_id: str, prompt_sha: str, messages: list, schema: dict) -> str:

@@ -2,6 +2,7 @@
 `ray start --address`), driven through RAY_ADDRESS like a real cluster run; both nodes must
 do work. Everything binds to 127.0.0.1."""
 
+import glob
 import json
 import os
 import secrets
@@ -31,9 +32,17 @@ def two_node_cluster():
     env = dict(os.environ, RAY_USAGE_STATS_ENABLED="0", RAY_AUTH_MODE="token",
                RAY_AUTH_TOKEN=secrets.token_hex(16))
     common = ["--num-cpus", "1", "--disable-usage-stats", "--block"]
+
+    def agent_ports():
+        # Each node's agents on ports of their own: the defaults (52365, ...) are shared by every
+        # Ray instance on the machine, and an agent that cannot bind its HTTP port leaves the
+        # head with "No available agent" for job submissions.
+        return ["--dashboard-agent-listen-port", str(_free_port()), "--dashboard-agent-grpc-port",
+                str(_free_port()), "--runtime-env-agent-port", str(_free_port()),
+                "--metrics-export-port", str(_free_port())]
     dashboard_port = _free_port()  # the job server (for `ray job submit`) lives in the dashboard
     procs = [subprocess.Popen([RAY, "start", "--head", "--port", str(port), "--dashboard-host", "127.0.0.1",
-                               "--dashboard-port", str(dashboard_port), "--temp-dir", temp_dir, *common],
+                               "--dashboard-port", str(dashboard_port), "--temp-dir", temp_dir, *agent_ports(), *common],
                               env=env, start_new_session=True,
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)]
     address = None
@@ -42,10 +51,10 @@ def two_node_cluster():
         # Its own temp dir: two nodes on one machine must not share runtime_resources, or one
         # node's cleanup deletes the other's copy of a job's working_dir.
         worker_temp = tempfile.mkdtemp(prefix="pcray", dir="/tmp")
-        procs.append(subprocess.Popen([RAY, "start", "--address", address, "--temp-dir", worker_temp, *common], env=env,
+        procs.append(subprocess.Popen([RAY, "start", "--address", address, "--temp-dir", worker_temp, *agent_ports(), *common], env=env,
                                       start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
         _wait_for_nodes(address, 2, env)
-        yield address, env, f"http://127.0.0.1:{dashboard_port}"
+        yield address, env, f"http://127.0.0.1:{dashboard_port}", temp_dir
     finally:
         for p in reversed(procs):
             os.killpg(p.pid, signal.SIGTERM)
@@ -91,7 +100,7 @@ def _wait_for_nodes(address: str, n: int, env: dict, timeout: float = 240) -> No
 
 
 def test_sample_runs_on_two_nodes_and_both_do_work(two_node_cluster, tmp_path):
-    address, cluster_env, _ = two_node_cluster
+    address, cluster_env, _, _ = two_node_cluster
     out = tmp_path / "out"
     env = dict(cluster_env, RAY_ADDRESS=address, HF_HUB_OFFLINE="1")
     proc = subprocess.run([sys.executable, "-m", "peakclips.cli", "run", str(SAMPLE_CONFIG),
@@ -110,7 +119,7 @@ def test_sample_runs_on_two_nodes_and_both_do_work(two_node_cluster, tmp_path):
 
 def test_ray_job_submit_runs_the_same_command(two_node_cluster, tmp_path):
     """`ray job submit -- peakclips run ...` works like a direct run (the job gets RAY_ADDRESS)."""
-    _, cluster_env, dashboard = two_node_cluster
+    _, cluster_env, dashboard, head_temp = two_node_cluster
     out = tmp_path / "out"
     command = [RAY, "job", "submit", "--address", dashboard, "--working-dir", str(REPO),
                "--entrypoint-num-cpus", "0", "--", sys.executable, "-m", "peakclips.cli", "run",
@@ -124,7 +133,9 @@ def test_ray_job_submit_runs_the_same_command(two_node_cluster, tmp_path):
         if "No available agent" not in proc.stdout + proc.stderr or time.time() > deadline:
             break
         time.sleep(5)
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    agent_log = next(iter(sorted(glob.glob(f"{head_temp}/session_*/logs/dashboard_agent.log"))), None)
+    assert proc.returncode == 0, (proc.stdout[-3000:] + proc.stderr[-3000:]
+                                  + (open(agent_log).read()[-3000:] if agent_log else "no agent log"))
     assert "succeeded" in proc.stdout + proc.stderr
     stats = json.loads((out / "peakclips-000000_stats.json").read_text())
     assert stats["videos"]["total"] == 6 and stats["videos"]["error"] == 0, stats["errors"]
