@@ -128,6 +128,7 @@ INDEX_COLUMNS: dict[str, str] = {
     "error_detail": "string",
     "drop_reason": "string",
     "duration_s": "float64",
+    "truncated": "bool",  # the file decoded to less than its header claims (processed as far as it goes)
     "num_scenes": "int32",
     "num_highlights": "int32",
     "num_p1": "int32",

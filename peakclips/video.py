@@ -84,25 +84,29 @@ def probe(uri: str, max_width: int | None = None, max_height: int | None = None)
         if first is None:
             raise VideoError("no_frames", "the video stream holds no decodable frame")
         rotation = int(first.rotation or 0) % 360
-        width, height = ctx.width, ctx.height
+        codec, width, height = ctx.name, ctx.width, ctx.height
         if rotation in (90, 270):
             width, height = height, width
         if max_width and max_height and (width > max_width or height > max_height):
             raise VideoError("resolution_too_large", f"upright {width}x{height} exceeds {max_width}x{max_height}")
-        if duration <= 0:
-            duration = demux_duration(container, stream)
-        return Probe(duration, fps, n_frames, width, height, ctx.name, rotation)
+    if duration <= 0:
+        duration = demux_duration(uri, fps)
+    return Probe(duration, fps, n_frames or int(round(duration * fps)), width, height, codec, rotation)
 
 
-def demux_duration(container, stream) -> float:
-    """Duration from the packets' timestamps, for files whose header has none (no decoding)."""
-    container.seek(0)
-    start = stream.start_time or 0
-    end = 0
-    for packet in container.demux(stream):
-        if packet.pts is not None:
-            end = max(end, packet.pts + (packet.duration or 0))
-    return float((end - start) * stream.time_base) if end else 0.0
+def demux_duration(uri: str, fps: float) -> float:
+    """Duration from the packets, for files whose header has none (read, not decoded)."""
+    with open_container(uri) as container:
+        stream = video_stream(container)
+        start, end, count = stream.start_time or 0, None, 0
+        for packet in container.demux(stream):
+            if packet.size:
+                count += 1
+                if packet.pts is not None:
+                    end = max(end or 0, packet.pts + (packet.duration or 0))
+        if end is not None and stream.time_base:
+            return float((end - start) * stream.time_base)
+        return count / fps if fps else 0.0  # a raw elementary stream: no timestamps at all
 
 
 @dataclass
@@ -126,10 +130,12 @@ def iter_frames(uri: str, errors: list[str] | None = None) -> Iterator[DecodedFr
         stream = video_stream(container)
         start = stream.start_time or 0
         tb = Fraction(stream.time_base)
-        index = 0
+        rate = stream.average_rate or stream.guessed_rate or 25
+        step = max(1, round(1 / (rate * tb)))  # for frames without pts (raw elementary streams)
+        index, pts = 0, -step
         try:
             for frame in container.decode(stream):
-                pts = (frame.pts if frame.pts is not None else start) - start
+                pts = frame.pts - start if frame.pts is not None else pts + step
                 yield DecodedFrame(float(pts * tb), index, frame, pts, tb)
                 index += 1
         except av.error.FFmpegError as e:

@@ -126,16 +126,12 @@ class _Entry:
 
 
 class _Reservoir:
-    """Frames of one open shot, at least `step` apart, at most `cap` of them while decimating."""
+    """Frames of one open shot, at least `step` apart; decimated while that keeps step <= max_step."""
 
     def __init__(self, start: float, step: float, cap: int, max_step: float):
         self.start, self.step, self.cap, self.max_step = start, step, cap, max_step
         self.entries: list[_Entry] = []
-
-    @property
-    def long(self) -> bool:
-        """Past decimation: new entries are kept at max_step spacing, as JPEG."""
-        return self.step >= self.max_step
+        self.long = False  # past decimation: entries accumulate at `step`, as JPEG
 
     def wants(self, t: float) -> bool:
         return not self.entries or t >= self.entries[-1].t + self.step - 1e-9
@@ -143,8 +139,11 @@ class _Reservoir:
     def add(self, entry: _Entry) -> None:
         self.entries.append(entry)
         if len(self.entries) > self.cap and not self.long:
-            self.entries = self.entries[::2]
-            self.step = min(2 * self.step, self.max_step)
+            if 2 * self.step <= self.max_step:
+                self.entries = self.entries[::2]
+                self.step *= 2
+            else:
+                self.long = True
 
 
 class SceneFrames:
@@ -155,7 +154,7 @@ class SceneFrames:
         self.cfg, self.m, self.max_scene_s = cfg, cfg.per_scene, max_scene_s
         self.size, self.scaler = size, scaler
         self.step0 = min_scene_s / self.m  # m frames even in the shortest scene
-        self.max_step = max(self.step0, max_scene_s / (2 * self.m))
+        self.max_step = max(self.step0, max_scene_s / (4 * self.m))  # a quarter slice of a split part
         self.cap = 4 * self.m
         self.lag = lag_frames
         self._ring: collections.deque[tuple[int, _Entry]] = collections.deque()

@@ -36,7 +36,7 @@ class Preprocessed:
     scenes: list[dict]
     duration_s: float  # end of the last decoded frame
     decoded_frames: int
-    truncated: bool  # the file decodes to less than its header says (processed as far as it goes)
+    truncated: bool  # decodes to less than its header says (a decode error, or a short end)
     candidates_mp4: bytes
     frame_times_s: list[float]  # the T candidates' times
     scene_frames: list[list[bytes]]  # m JPEGs per scene
