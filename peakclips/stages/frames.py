@@ -1,29 +1,32 @@
 """Frame sampling for stage 3 (SPEC: frames), fed frame by frame by the scenes stage's single
 decode pass (`peakclips/stages/scenes.py`); nothing here decodes.
 
-Two outputs, both with memory that does not grow with the video's length:
+Two outputs, with memory that does not grow with the video's length:
 
 * T candidate frames (the selector's input) at the midpoints of T equal slices of the video.
-  A frame "at time t" is the frame on screen at t: the last frame whose pts <= t. Targets come
-  from the probed duration, so each candidate is scaled and streamed into the H.264 writer the
-  moment the next frame shows it was on screen; only the last decoded frame is held.
+  A frame "at time t" is the frame on screen at t: the last frame whose pts <= t. The targets
+  come from the probed duration, so a candidate is known the moment the next frame arrives; it
+  is scaled and streamed into the H.264 writer (on a worker thread) at once. Only the latest
+  decoded frame is held.
 * m frames per scene (captions, CLIP) at the midpoints of m equal slices of each scene. A
-  scene is only known when it ends - the detector reports a cut up to a second late and the
-  scene rules split long shots into equal parts - so the frames of the current shot wait in a
-  bounded **decimating reservoir**: it keeps frames at least `step` apart, and when it holds
-  more than 4m it drops every other one and doubles `step`. Whatever the shot's length S, the
-  kept frames are at most 2S/4m apart, so each of the m slices has a kept frame within a
-  quarter slice of its midpoint. `step` stops doubling at max_scene_s/2m (the finest spacing a
-  part of a split shot needs); past that (shots longer than about max_scene_s) frames are kept
-  at that spacing as JPEG, a few per minute. A short ring delays frames by the detector's
-  reporting lag, so a late cut never leaves the new shot without frames.
-  When a shot closes, the frames nearest to the m midpoints of each of its parts (as the scene
-  rules will split it) are JPEG-encoded and kept; the rest are dropped. At the end,
-  `pick_scene_frames` takes, for each final scene, the kept frame nearest each midpoint (the
-  same frames, unless the rules merged a tiny last shot into its neighbour).
+  scene is only known after it ends (the detector reports a cut up to a second late, and the
+  scene rules split long shots into equal parts), so the current shot's frames wait in a
+  bounded **decimating reservoir**: frames at least `step` apart (first min_scene_s / m);
+  when it holds more than 4m, every other one is dropped and `step` doubles. Whatever the
+  shot's length S, kept frames are then at most 2S/4m apart: each of the m slices has one
+  within a quarter slice of its midpoint. Doubling stops before `step` passes
+  max_scene_s / 4m, a quarter slice of a part of a split shot; a shot that runs on past that
+  (longer than about max_scene_s) keeps a frame per `step`, JPEG-encoded at once (a few per
+  minute, like the output itself). A short ring holds new frames for the detector's reporting
+  lag, so a late cut still finds the new shot's first frames.
+  When a shot closes, the frames nearest the m midpoints of each of its parts (the split the
+  scene rules will make) are JPEG-encoded and kept, the rest dropped. At the end,
+  `pick_scene_frames` gives each final scene the kept frames nearest its midpoints: the same
+  frames, unless the rules merged a tiny last shot into its neighbour.
 
-Reservoir entries hold the decoded frame itself (no work per frame) up to 1080p, above that a
-copy scaled to the per-scene size (a 4K frame would weigh 12 MB).
+So memory is: the detector's ring, <= 4m + 1 held frames, the lag ring, and the output (m
+JPEGs per scene). Held frames are the decoded frames themselves (no work per frame) up to
+1080p; above that, copies scaled to the per-scene size (a 4K frame weighs 12 MB).
 """
 
 from __future__ import annotations
