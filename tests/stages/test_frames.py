@@ -6,7 +6,14 @@ import av
 import pytest
 
 from peakclips.config import FramesConfig
-from peakclips.stages.frames import Candidates, SceneFrames, midpoints, nearest, pick_scene_frames, split_parts
+from peakclips.stages.frames import (
+    Candidates,
+    SceneFrames,
+    midpoints,
+    nearest,
+    pick_scene_frames,
+    split_parts,
+)
 from peakclips.video import Scaler, decode_mp4
 
 

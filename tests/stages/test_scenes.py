@@ -18,9 +18,9 @@ from tests.conftest import REPO
 FRAMES = FramesConfig(num_candidates=32, per_scene=3)
 
 
-def run(path, scenes=ScenesConfig(), frames=FRAMES):
+def run(path, scenes: ScenesConfig | None = None, frames=FRAMES):
     info = check_video(str(path), IngestConfig())
-    return preprocess(str(path), info.duration_s, info.fps, info.width, info.height, scenes, frames)
+    return preprocess(str(path), info.duration_s, info.fps, info.width, info.height, scenes or ScenesConfig(), frames)
 
 
 def assert_consistent(out, m=FRAMES.per_scene, t=FRAMES.num_candidates):
