@@ -18,8 +18,9 @@ from peakclips.config import RunConfig
 from peakclips.errors import VideoError
 
 
-def scenes_report(video: str, cfg: RunConfig) -> dict:
-    """Probe + one decode pass; a dict for JSON. Raises VideoError with a stage-prefixed code."""
+def scenes_report(video: str, cfg: RunConfig):
+    """Probe + one decode pass: (a dict for JSON, the `Preprocessed` result with the frames).
+    Raises VideoError with a stage-prefixed code."""
     from peakclips.stages.ingest import check_video
     from peakclips.stages.scenes import preprocess
 
@@ -32,7 +33,7 @@ def scenes_report(video: str, cfg: RunConfig) -> dict:
         out = preprocess(video, info.duration_s, info.fps, info.width, info.height, cfg.scenes, cfg.frames)
     except VideoError as e:
         raise VideoError(f"scenes:{e.code}", e.detail) from None
-    return {
+    report = {
         "video": video,
         "probe": asdict(info),
         "detector": cfg.scenes.detector,
@@ -44,23 +45,22 @@ def scenes_report(video: str, cfg: RunConfig) -> dict:
         "candidate_times_s": out.frame_times_s,
         "scene_frame_times_s": out.scene_frame_times,
         "seconds": round(time.perf_counter() - started, 3),
-        "_frames": (out.candidates_mp4, out.scene_frames),  # bytes; dropped before printing
     }
+    return report, out
 
 
-def write_frames(report: dict, folder: str) -> int:
+def write_frames(out, folder: str) -> int:
     """Candidates as candidates/NNN_SECONDS.jpg, scene frames as scenes/SSSS_K_SECONDS.jpg."""
     from peakclips.video import decode_mp4, encode_jpeg
 
-    mp4, scene_jpegs = report["_frames"]
     root = Path(folder)
     (root / "candidates").mkdir(parents=True, exist_ok=True)
     (root / "scenes").mkdir(parents=True, exist_ok=True)
     written = 0
-    for i, (img, t) in enumerate(zip(decode_mp4(mp4), report["candidate_times_s"])):
+    for i, (img, t) in enumerate(zip(decode_mp4(out.candidates_mp4), out.frame_times_s)):
         (root / "candidates" / f"{i:03d}_{t:09.3f}s.jpg").write_bytes(encode_jpeg(img))
         written += 1
-    for s, (jpegs, times) in enumerate(zip(scene_jpegs, report["scene_frame_times_s"])):
+    for s, (jpegs, times) in enumerate(zip(out.scene_frames, out.scene_frame_times)):
         for k, (data, t) in enumerate(zip(jpegs, times)):
             (root / "scenes" / f"{s:04d}_{k}_{t:09.3f}s.jpg").write_bytes(data)
             written += 1
@@ -84,15 +84,14 @@ def format_report(report: dict) -> str:
 
 def main(video: str, cfg: RunConfig, as_json: bool, frames_dir: str | None) -> int:
     try:
-        report = scenes_report(video, cfg)
+        report, out = scenes_report(video, cfg)
     except VideoError as e:
         if as_json:
             print(json.dumps({"video": video, "error": e.code, "detail": e.detail}))
         else:
             print(f"peakclips: {video}: {e.code}: {e.detail}", file=sys.stderr)
         return 1
-    written = write_frames(report, frames_dir) if frames_dir else 0
-    report.pop("_frames")
+    written = write_frames(out, frames_dir) if frames_dir else 0
     print(json.dumps(report, indent=2) if as_json else format_report(report))
     if written and not as_json:
         print(f"wrote {written} JPEGs under {frames_dir}")
