@@ -84,7 +84,7 @@ def main(out_dir) -> str:
     from benchmarks.bench_preprocess import long_videos
 
     videos = {"mix": str(REPO / "manifests/videos/blender_mix_60s_640x360.mp4"),
-              "long": str(long_videos(Path(out_dir) / "media")["synthetic_10min"])}
+              "long": str(long_videos(Path(out_dir).resolve() / "media")["synthetic_10min"])}
     rows = []
     for label, video, t in CASES:
         frames = candidates(videos[video], t)

@@ -97,7 +97,7 @@ def run_naive(video: Path) -> dict:
 
 
 def main(out_dir) -> str:
-    out_dir = Path(out_dir)
+    out_dir = Path(out_dir).resolve()  # children run in other folders
     videos = {**VIDEOS, **long_videos(out_dir / "media")}
     speed = ["bbb_720p_30s", "mix_60s", "synthetic_10min"]
     results: dict[str, dict[str, list[dict]]] = {v: {"floor": [], "ours": [], "fast": [], "naive": []} for v in speed}

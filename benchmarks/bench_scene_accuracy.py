@@ -109,7 +109,7 @@ def f1_cell(tp: int, fp: int, fn: int) -> str:
 
 
 def main(out_dir) -> str:
-    out_dir = Path(out_dir)
+    out_dir = Path(out_dir).resolve()  # children run in other folders
     clips = synthetic_set(out_dir / "media" / "accuracy") + cc_by_set()
     rows: dict[tuple[str, str], dict[str, list[int]]] = {}
     raw = []

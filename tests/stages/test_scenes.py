@@ -160,3 +160,8 @@ def test_scene_rules_tile_the_video(cuts, min_s, max_s):
 def test_scene_rules_merge_a_tiny_scene_into_its_shorter_neighbour():
     assert apply_scene_rules([5.0, 5.2], 20.0, 1.0, 100.0) == [(0.0, 5.2), (5.2, 20.0)]
     assert apply_scene_rules([], 10.0, 1.0, 4.0) == [(0.0, 3.3333), (3.3333, 6.6667), (6.6667, 10.0)]
+
+
+def test_scene_rule_keys_are_checked():
+    with pytest.raises(ValueError, match="min_scene_s"):
+        ScenesConfig(min_scene_s=40.0, max_scene_s=60.0)  # parts of a split scene would be "tiny"
