@@ -216,13 +216,21 @@ def decode_jpeg(data: bytes) -> np.ndarray:
     return np.asarray(Image.open(io.BytesIO(data)).convert("RGB"))
 
 
+# x264 settings for every stored frame stream. `mbtree=0`: with macroblock-tree rate control and
+# B-frames, x264 (the build PyAV ships) gives different bytes for identical input once the
+# process has encoded a few streams (Ray reuses worker processes), so shards would not be
+# reproducible; turning it off makes the output byte-stable (tests/test_determinism.py) for
+# about 7-18 % more bytes at the same CRF. One thread: no thread-count-dependent decisions.
+X264_OPTIONS = {"threads": "1", "x264-params": "mbtree=0"}
+
+
 class Mp4Writer:
     """Streams frames into an in-memory H.264 MP4, one frame per time unit.
 
     The true timestamps live in the sample JSON (`frame_times_s`); the stream just keeps the
-    order. One encoder thread and fixed options make the bytes deterministic. The preset is a
-    measured trade-off (docs/benchmarks.md, candidate storage): `veryfast` writes files as
-    small as `medium` at a third of its encoding time.
+    order. `X264_OPTIONS` make the bytes deterministic. The preset is a measured trade-off
+    (docs/benchmarks.md, candidate storage): `veryfast` writes files as small as `medium` at a
+    third of its encoding time.
     """
 
     def __init__(self, width: int, height: int, crf: int = 23, preset: str = "veryfast"):
@@ -234,7 +242,7 @@ class Mp4Writer:
         self._out.metadata["creation_time"] = "1970-01-01T00:00:00Z"
         self._stream = self._out.add_stream("libx264", rate=1)
         self._stream.width, self._stream.height, self._stream.pix_fmt = width, height, "yuv420p"
-        self._stream.options = {"crf": str(crf), "preset": preset, "threads": "1"}
+        self._stream.options = {"crf": str(crf), "preset": preset, **X264_OPTIONS}
         self.count = 0
 
     def add(self, frame) -> None:
