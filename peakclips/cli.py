@@ -7,6 +7,7 @@
     peakclips upload DIR --repo-id ORG/NAME [--private] [--dry-run]
     peakclips report DIR [--out FOLDER] [--max-videos N]
     peakclips annotator-eval DIR [--reference-dir DIR] [--json PATH]
+    peakclips scenes VIDEO [--detector NAME] [--json] [--frames-dir DIR] [--config YAML] [--set k=v ...]
 """
 
 from __future__ import annotations
@@ -87,6 +88,14 @@ def cmd_annotator_eval(args) -> int:
     return 0
 
 
+def cmd_scenes(args) -> int:
+    from peakclips.config import load_config
+    from peakclips.scenes_tool import main
+
+    overrides = list(args.set or []) + ([f"scenes.detector={args.detector}"] if args.detector else [])
+    return main(args.video, load_config(args.config, overrides), args.json, args.frames_dir)
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="peakclips", description="Build and inspect PeakClips datasets.")
     p.add_argument("--version", action="version", version=f"peakclips {__version__}")
@@ -139,6 +148,17 @@ def build_parser() -> argparse.ArgumentParser:
     ae.add_argument("--reference-dir", help="reference annotations (default: the bundled manifests/reference)")
     ae.add_argument("--json", help="also write the numbers to this JSON file")
     ae.set_defaults(fn=cmd_annotator_eval)
+
+    sc = sub.add_parser("scenes", help="probe one video, find its scenes and sample its frames (stages 1-3)")
+    sc.add_argument("video", help="a local video file")
+    sc.add_argument("--detector", choices=["combined", "content", "adaptive", "histogram"],
+                    help="shot detector (default: scenes.detector of the config, combined)")
+    sc.add_argument("--json", action="store_true", help="print the probe, cuts, scenes and frame times as JSON")
+    sc.add_argument("--frames-dir", metavar="DIR",
+                    help="write the T candidate frames and the m frames per scene as JPEGs here")
+    sc.add_argument("--config", help="pipeline YAML to take scenes/frames/ingest settings from (default: built-in)")
+    sc.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a config key; repeatable")
+    sc.set_defaults(fn=cmd_scenes)
     return p
 
 

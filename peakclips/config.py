@@ -43,17 +43,31 @@ class IngestConfig(Strict):
 
 
 class ScenesConfig(Strict):
-    """Stage 2: shot boundaries (PySceneDetect) and the rules that turn cuts into scenes."""
+    """Stages 2-3: shot boundaries and the rules that turn cuts into scenes (one decode pass)."""
 
-    detector: Literal["content", "adaptive", "histogram"] = "content"
+    detector: Literal["combined", "content", "adaptive", "histogram"] = "combined"
+    """`combined` (ContentDetector's score + adaptive cuts + a flash/occlusion filter + fade
+    handling; peakclips/detect.py) had the best F1 in docs/benchmarks.md; the others are
+    PySceneDetect's own detectors."""
     threshold: float | None = None
-    """Detector threshold; None = PySceneDetect's default for the chosen detector."""
+    """Detector threshold; None = the detector's default (27 for combined and content,
+    3.0 adaptive ratio for adaptive, 0.05 for histogram)."""
     analysis_width: int = 256
     """Frames are downscaled to this width before detection (cuts survive downscaling; speed does not)."""
     min_scene_s: float = 0.6
-    """Scenes shorter than this are merged into a neighbour."""
+    """Scenes shorter than this are merged into a neighbour; detectors wait this long between cuts."""
     max_scene_s: float = 60.0
     """Scenes longer than this are split into equal parts."""
+    min_frames: int = 2
+    """A video that decodes to fewer frames is a row error `scenes:too_few_frames`."""
+
+    @model_validator(mode="after")
+    def _check(self) -> ScenesConfig:
+        if not 0 < self.min_scene_s <= self.max_scene_s / 2:
+            raise ValueError("scenes.min_scene_s must be > 0 and at most half of scenes.max_scene_s")
+        if self.analysis_width < 16 or self.min_frames < 1:
+            raise ValueError("scenes.analysis_width must be >= 16 and scenes.min_frames >= 1")
+        return self
 
 
 class FramesConfig(Strict):
@@ -63,6 +77,10 @@ class FramesConfig(Strict):
     per_scene: int = 4
     candidate_size: int = 448
     """Longest side of a stored candidate frame, in pixels."""
+    candidate_preset: Literal["ultrafast", "superfast", "veryfast", "faster", "fast", "medium"] = "veryfast"
+    """x264 preset of the candidates' MP4: veryfast is as small as medium at a third of the
+    encoding time (docs/benchmarks.md, candidate storage)."""
+    candidate_crf: int = 23
     scene_frame_size: int = 384
     """Longest side of a per-scene frame sent to the annotator and CLIP."""
     jpeg_quality: int = 90

@@ -1,6 +1,8 @@
 """The one place that knows the order of the stages (SPEC section 2):
 
-    manifest rows -> ingest -> scenes -> frames -> annotate -> clipscore -> highlights -> shard
+    manifest rows -> ingest -> scenes (+ frames) -> annotate -> clipscore -> highlights -> shard
+
+Scenes and frames (SPEC stages 2-3) are one stage: one decode pass per video (stages/scenes.py).
 
 `run()` validates everything it can before any work (manifest, config, annotator endpoint, CLIP
 weights), skips shards that are already complete, streams every video of the selected shards
@@ -111,7 +113,6 @@ def build_dataset(tasks, cfg: RunConfig, output: str, run: dict):
     from peakclips.reference import load_references
     from peakclips.stages.annotate import Annotate
     from peakclips.stages.clipscore import ClipScore
-    from peakclips.stages.frames import Frames
     from peakclips.stages.highlights import Highlights
     from peakclips.stages.ingest import Ingest
     from peakclips.stages.scenes import Scenes
@@ -141,8 +142,7 @@ def build_dataset(tasks, cfg: RunConfig, output: str, run: dict):
 
     ds = ray.data.from_items(items, override_num_blocks=len(items))
     ds = ds.map(**tasks_of(Ingest(cfg.ingest, run["scratch"]), 1))
-    ds = ds.map(**tasks_of(Scenes(cfg.scenes), 1))
-    ds = ds.map(**tasks_of(Frames(cfg.frames), 1))
+    ds = ds.map(**tasks_of(Scenes(cfg.scenes, cfg.frames), 1))  # scenes + frames, one decode pass
     ds = ds.map(**actors_of(Annotate, {"cfg": cfg.annotator, "prompts": prompts, "references": references,
                                        "secret": Secret.from_env(cfg.annotator)},
                             0, cfg.annotator.num_actors, rows_at_once=cfg.annotator.videos_per_actor))

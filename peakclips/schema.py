@@ -128,6 +128,7 @@ INDEX_COLUMNS: dict[str, str] = {
     "error_detail": "string",
     "drop_reason": "string",
     "duration_s": "float64",
+    "truncated": "bool",  # the file decoded to less than its header claims (processed as far as it goes)
     "num_scenes": "int32",
     "scene_starts_s": "list<float64>",  # scene i spans [starts[i], starts[i+1]) (the last: to duration_s)
     "num_highlights": "int32",

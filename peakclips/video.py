@@ -52,13 +52,22 @@ def video_stream(container):
     return stream
 
 
-def probe(uri: str) -> Probe:
-    """Read the header (and, for rotation, the first frame)."""
+def probe(uri: str, max_width: int | None = None, max_height: int | None = None) -> Probe:
+    """Read the header, check the size limits, then decode the first frame (for rotation).
+
+    The limits are checked on the header's size before anything is decoded (a hostile header
+    can claim 8192x8192); they apply to the upright picture, and since rotation is only known
+    from the first frame, the header's size must fit one way round or the other.
+    """
     import av
 
     with open_container(uri) as container:
         stream = video_stream(container)
         ctx = stream.codec_context
+        if max_width and max_height:
+            w, h = ctx.width, ctx.height
+            if not ((w <= max_width and h <= max_height) or (h <= max_width and w <= max_height)):
+                raise VideoError("resolution_too_large", f"{w}x{h} exceeds {max_width}x{max_height}")
         rate = stream.average_rate or stream.guessed_rate or Fraction(0)
         fps = float(rate)
         if stream.duration is not None and stream.time_base is not None:
@@ -68,7 +77,6 @@ def probe(uri: str) -> Probe:
         else:
             duration = 0.0
         n_frames = stream.frames or int(round(duration * fps))
-        rotation = 0
         try:
             first = next(container.decode(stream), None)
         except av.error.FFmpegError as e:
@@ -76,10 +84,29 @@ def probe(uri: str) -> Probe:
         if first is None:
             raise VideoError("no_frames", "the video stream holds no decodable frame")
         rotation = int(first.rotation or 0) % 360
-        width, height = ctx.width, ctx.height
+        codec, width, height = ctx.name, ctx.width, ctx.height
         if rotation in (90, 270):
             width, height = height, width
-        return Probe(duration, fps, n_frames, width, height, ctx.name, rotation)
+        if max_width and max_height and (width > max_width or height > max_height):
+            raise VideoError("resolution_too_large", f"upright {width}x{height} exceeds {max_width}x{max_height}")
+    if duration <= 0:
+        duration = demux_duration(uri, fps)
+    return Probe(duration, fps, n_frames or int(round(duration * fps)), width, height, codec, rotation)
+
+
+def demux_duration(uri: str, fps: float) -> float:
+    """Duration from the packets, for files whose header has none (read, not decoded)."""
+    with open_container(uri) as container:
+        stream = video_stream(container)
+        start, end, count = stream.start_time or 0, None, 0
+        for packet in container.demux(stream):
+            if packet.size:
+                count += 1
+                if packet.pts is not None:
+                    end = max(end or 0, packet.pts + (packet.duration or 0))
+        if end is not None and stream.time_base:
+            return float((end - start) * stream.time_base)
+        return count / fps if fps else 0.0  # a raw elementary stream: no timestamps at all
 
 
 @dataclass
@@ -91,36 +118,80 @@ class DecodedFrame:
     time_base: Fraction
 
 
-def iter_frames(uri: str) -> Iterator[DecodedFrame]:
-    """Decode every frame once, in presentation order, with pts-based times."""
+def iter_frames(uri: str, errors: list[str] | None = None) -> Iterator[DecodedFrame]:
+    """Decode every frame once, in presentation order, with pts-based times.
+
+    A stream that breaks after its first frame (a truncated download) ends the iteration
+    quietly: callers get the frames that decode, and the error is appended to `errors`.
+    """
     import av
 
     with open_container(uri) as container:
         stream = video_stream(container)
         start = stream.start_time or 0
-        tb = stream.time_base
-        index = 0
+        tb = Fraction(stream.time_base)
+        rate = stream.average_rate or stream.guessed_rate or 25
+        step = max(1, round(1 / (rate * tb)))  # for frames without pts (raw elementary streams)
+        index, pts = 0, -step
         try:
             for frame in container.decode(stream):
-                pts = (frame.pts if frame.pts is not None else start) - start
-                yield DecodedFrame(float(pts * tb), index, frame, pts, Fraction(tb))
+                pts = frame.pts - start if frame.pts is not None else pts + step
+                yield DecodedFrame(float(pts * tb), index, frame, pts, tb)
                 index += 1
         except av.error.FFmpegError as e:
             if index == 0:
                 raise VideoError("decode_failed", f"no frame decodes: {e}") from None
-            # A damaged tail: keep what decoded; callers see fewer frames than the header said.
-            return
+            if errors is not None:
+                errors.append(f"decoding stopped after {index} frames: {e}")
+
+
+class Scaler:
+    """Scale and convert decoded frames through one reused swscale context.
+
+    `frame.to_ndarray(width=..., height=...)` builds a new swscale context for every call,
+    which costs more than decoding a 360p frame; a reused `VideoReformatter` does not, as long
+    as the sizes and formats stay the same: use one Scaler per output. Area averaging is the
+    right filter for the large downscales done here.
+    """
+
+    def __init__(self):
+        from av.video.reformatter import Interpolation, VideoReformatter
+
+        self._reformatter = VideoReformatter()
+        self._area = Interpolation.AREA
+
+    def array(self, frame, width: int, height: int, fmt: str = "bgr24") -> np.ndarray:
+        """The frame as stored (not rotated), scaled; for analysis, where orientation is moot."""
+        return self._reformatter.reformat(frame, width, height, fmt, interpolation=self._area).to_ndarray()
+
+    def rgb(self, frame, width: int, height: int) -> np.ndarray:
+        """An upright RGB array of (width, height), the size of the *upright* picture."""
+        rotation = int(frame.rotation or 0) % 360
+        if rotation in (90, 270):
+            width, height = height, width
+        img = self.array(frame, width, height, "rgb24")
+        return np.ascontiguousarray(np.rot90(img, k=rotation // 90)) if rotation else img
+
+    def yuv_frame(self, frame, width: int, height: int):
+        """An upright yuv420p `av.VideoFrame` for an encoder (no RGB round trip when upright)."""
+        import av
+
+        if int(frame.rotation or 0) % 360:
+            return av.VideoFrame.from_ndarray(self.rgb(frame, width, height), format="rgb24")
+        return self._reformatter.reformat(frame, width, height, "yuv420p", interpolation=self._area)
 
 
 def to_rgb(frame, width: int | None = None, height: int | None = None) -> np.ndarray:
     """An upright RGB array, optionally scaled to (width, height) of the *upright* frame."""
-    rotation = int(frame.rotation or 0) % 360
-    if width and height and rotation in (90, 270):
-        width, height = height, width
-    img = frame.to_ndarray(format="rgb24", width=width, height=height)
-    if rotation:
-        img = np.ascontiguousarray(np.rot90(img, k=rotation // 90))
-    return img
+    if not (width and height):
+        width, height = upright_size(frame)
+    return Scaler().rgb(frame, width, height)
+
+
+def upright_size(frame) -> tuple[int, int]:
+    if int(frame.rotation or 0) % 180:
+        return frame.height, frame.width
+    return frame.width, frame.height
 
 
 def fit_size(width: int, height: int, longest: int) -> tuple[int, int]:
@@ -150,29 +221,55 @@ def decode_jpeg(data: bytes) -> np.ndarray:
 # process has encoded a few streams (Ray reuses worker processes), so shards would not be
 # reproducible; turning it off makes the output byte-stable (tests/test_determinism.py) for
 # about 7-18 % more bytes at the same CRF. One thread: no thread-count-dependent decisions.
-X264_OPTIONS = {"preset": "medium", "threads": "1", "x264-params": "mbtree=0"}
+X264_OPTIONS = {"threads": "1", "x264-params": "mbtree=0"}
+
+
+class Mp4Writer:
+    """Streams frames into an in-memory H.264 MP4, one frame per time unit.
+
+    The true timestamps live in the sample JSON (`frame_times_s`); the stream just keeps the
+    order. `X264_OPTIONS` make the bytes deterministic. The preset is a measured trade-off
+    (docs/benchmarks.md, candidate storage): `veryfast` writes files as small as `medium` at a
+    third of its encoding time.
+    """
+
+    def __init__(self, width: int, height: int, crf: int = 23, preset: str = "veryfast"):
+        import av
+
+        self.width, self.height = width, height
+        self._buf = io.BytesIO()
+        self._out = av.open(self._buf, mode="w", format="mp4")
+        self._out.metadata["creation_time"] = "1970-01-01T00:00:00Z"
+        self._stream = self._out.add_stream("libx264", rate=1)
+        self._stream.width, self._stream.height, self._stream.pix_fmt = width, height, "yuv420p"
+        self._stream.options = {"crf": str(crf), "preset": preset, **X264_OPTIONS}
+        self.count = 0
+
+    def add(self, frame) -> None:
+        """Append an `av.VideoFrame` of the writer's size (any pixel format) or an RGB array."""
+        import av
+
+        if isinstance(frame, np.ndarray):
+            frame = av.VideoFrame.from_ndarray(frame, format="rgb24")
+        # Our own clock: a frame scaled from a decoded one keeps the source's time base, and
+        # x264's rate control then sees nonsense durations (a 6x smaller, blurred file).
+        frame.pts, frame.time_base = self.count, Fraction(1, 1)
+        self._out.mux(self._stream.encode(frame))
+        self.count += 1
+
+    def finish(self) -> bytes:
+        self._out.mux(self._stream.encode(None))
+        self._out.close()
+        return self._buf.getvalue()
 
 
 def encode_mp4(frames: list[np.ndarray], crf: int = 23) -> bytes:
-    """Encode equally sized RGB frames as a short H.264 stream (one frame per time unit).
-
-    The true timestamps live in the sample JSON (`frame_times_s`); the stream just keeps order.
-    """
-    import av
-
-    buf = io.BytesIO()
+    """Encode equally sized RGB frames as a short H.264 stream (see `Mp4Writer`)."""
     h, w = frames[0].shape[:2]
-    with av.open(buf, mode="w", format="mp4") as out:
-        stream = out.add_stream("libx264", rate=1)
-        stream.width, stream.height, stream.pix_fmt = w, h, "yuv420p"
-        stream.options = {"crf": str(crf), **X264_OPTIONS}
-        out.metadata["creation_time"] = "1970-01-01T00:00:00Z"
-        for img in frames:
-            for packet in stream.encode(av.VideoFrame.from_ndarray(img, format="rgb24")):
-                out.mux(packet)
-        for packet in stream.encode():
-            out.mux(packet)
-    return buf.getvalue()
+    writer = Mp4Writer(w, h, crf)
+    for img in frames:
+        writer.add(img)
+    return writer.finish()
 
 
 def decode_mp4(data: bytes) -> list[np.ndarray]:

@@ -51,6 +51,8 @@ Real-world variants
   ``extra["decodable_frames"]`` decode, after which FFmpeg raises
   InvalidDataError (no B-frames, so the count is exact).
 * Huge resolution: a real 8192x8192 H.264 stream of flat grey (~200 KB).
+* Corrupt (``make_corrupt_clip``): a valid container whose video packets are
+  random bytes; it probes, but no frame decodes.
 * Not videos: audio-only (AAC/Opus sine), zero bytes, text named .mp4, random
   bytes.
 
@@ -713,6 +715,23 @@ def make_audio_only(path, duration_s: float = 2.0, freq: float = 440.0,
                      extra={"sample_rate": sample_rate})
 
 
+def make_corrupt_clip(path, codec: str = "h264", seed: int = 1) -> MediaInfo:
+    """A valid container whose every video packet is overwritten with random bytes (bit rot,
+    a bad transcode): the header probes fine, no frame decodes."""
+    src = Path(path).with_name(Path(path).name + ".src" + Path(path).suffix)
+    make_codec_clip(src, codec)
+    with av.open(str(src)) as container:
+        packets = [(p.pos, p.size) for p in container.demux(video=0) if p.size]
+    data = bytearray(src.read_bytes())
+    src.unlink()
+    rng = np.random.default_rng(seed)
+    for pos, size in packets:
+        data[pos:pos + size] = rng.bytes(size)
+    Path(path).write_bytes(bytes(data))
+    return MediaInfo(path=str(path), kind="decode_failed", codec=codec,
+                     notes=f"{codec} container with {len(packets)} packets of random bytes")
+
+
 def make_zero_byte(path) -> MediaInfo:
     """An empty file."""
     Path(path).write_bytes(b"")
@@ -737,12 +756,15 @@ def _fault_builders(d: Path) -> list[tuple[str, Callable[[], MediaInfo]]]:
     return [
         ("ok_h264", lambda: make_cuts_clip(d / "ok_h264.mp4", (20, 44), 64)),
         ("ok_vp8", lambda: make_codec_clip(d / "ok_vp8.webm", "vp8")),
+        ("ok_vp9", lambda: make_codec_clip(d / "ok_vp9.webm", "vp9")),
+        ("ok_av1", lambda: make_codec_clip(d / "ok_av1.mp4", "av1")),
         ("ok_mpeg4_avi", lambda: make_codec_clip(d / "ok_mpeg4.avi", "mpeg4")),
         ("odd_size", lambda: make_cuts_clip(d / "odd_size.mp4", (20,), 40, size=(321, 241))),
         ("rotated", lambda: make_rotated_clip(d / "rotated.mp4")),
         ("vfr", lambda: make_vfr_clip(d / "vfr.mp4")),
         ("one_frame", lambda: make_one_frame_clip(d / "one_frame.mp4")),
         ("truncated", lambda: make_truncated_clip(d / "truncated.mp4")),
+        ("corrupt", lambda: make_corrupt_clip(d / "corrupt.mp4")),
         ("huge_resolution", lambda: make_huge_resolution_clip(d / "huge_resolution.mp4")),
         ("audio_only", lambda: make_audio_only(d / "audio_only.mp4")),
         ("zero_byte", lambda: make_zero_byte(d / "zero_byte.mp4")),
@@ -761,7 +783,12 @@ def build_fault_set(dirpath) -> list[dict]:
     """
     d = Path(dirpath)
     d.mkdir(parents=True, exist_ok=True)
-    out = [{"name": name, **build().as_dict()} for name, build in _fault_builders(d)]
+    out = []
+    for name, build in _fault_builders(d):
+        try:
+            out.append({"name": name, **build().as_dict()})
+        except EncoderUnavailable:  # AV1 on a PyAV build without an AV1 encoder
+            continue
     missing = MediaInfo(path=str(d / "missing.mp4"), kind="missing_file",
                         notes="never written")
     out.append({"name": "missing", **missing.as_dict()})

@@ -25,7 +25,7 @@ def qvh(sample_output, tmp_path_factory):
 def test_qvhighlights_has_the_moment_detr_field_types(qvh, sample_output):
     out, _ = sample_output
     kept = sum(len(s["queries"]) for _, s, _ in iter_samples(str(out)))
-    assert len(qvh) == kept == 13
+    assert len(qvh) == kept == 12
     for rec in qvh:
         assert set(rec) == {"qid", "query", "vid", "duration", "relevant_windows", "relevant_clip_ids", "saliency_scores"}
         assert isinstance(rec["qid"], int) and isinstance(rec["query"], str) and rec["query"]

@@ -53,12 +53,12 @@ def test_dry_run_writes_a_card_the_hub_parser_reads_and_sends_nothing(dataset, c
     for section in ("## Sources", "## Construction", "### Annotator and prompt versions",
                     "### Filters and funnel", "## Limitations"):
         assert section in card.text, section
-    assert "| videos in | 6 |" in card.text and "| videos kept | 5 |" in card.text
-    assert "`too_few_scenes` 1" in card.text and "reference annotations" in card.text
-    assert "`content` detector" in card.text  # the content config travels in the stats
+    assert "| videos in | 6 |" in card.text and "| videos kept | 4 |" in card.text
+    assert "`too_few_scenes` 2" in card.text and "reference annotations" in card.text
+    assert "`combined` detector" in card.text  # the content config travels in the stats
 
 
-def test_datasets_reads_the_upload_layout_from_a_local_folder(dataset):
+def test_datasets_reads_the_upload_layout_from_a_local_folder(dataset, tmp_path):
     import datasets
 
     root = upload(str(dataset), "peakclips/sample", dry_run=True, log=lambda *_: None)
@@ -68,10 +68,12 @@ def test_datasets_reads_the_upload_layout_from_a_local_folder(dataset):
     index = pq.read_table(dataset / "peakclips-000000.parquet").to_pylist()
     kept = list(dict.fromkeys(r["key"] for r in index if r["status"] == "ok"))
 
-    samples = datasets.load_dataset(str(root), split="train")  # the card's default config
+    # A fresh cache: `datasets` otherwise may serve an earlier session's build of a same-named path.
+    samples = datasets.load_dataset(str(root), split="train", cache_dir=str(tmp_path / "hf"))  # the card's config
     assert [row["json"]["key"] for row in samples] == kept
     assert samples[0]["mp4"].get_frames_in_range(0, 2).data.shape[0] == 2  # decoded by torchcodec
-    table = datasets.load_dataset("parquet", data_files=str(root / "metadata/*.parquet"), split="train")
+    table = datasets.load_dataset("parquet", data_files=str(root / "metadata/*.parquet"), split="train",
+                                  cache_dir=str(tmp_path / "hf"))
     assert table.num_rows == len(index) and table.column_names == list(index[0])
 
 

@@ -28,7 +28,7 @@ def test_sample_run_writes_complete_verified_shards(sample_output):
     stats = json.loads((out / "peakclips-000000_stats.json").read_text())
     assert stats["videos"]["total"] == 6 and stats["videos"]["error"] == 0
     assert stats["videos"]["ok"] >= 4
-    assert set(stats["stage_seconds"]) == {"ingest", "scenes", "frames", "annotate", "clipscore", "highlights", "shard"}
+    assert set(stats["stage_seconds"]) == {"ingest", "scenes", "annotate", "clipscore", "highlights", "shard"}
     assert stats["clip_model"]["used"] is False and "could not be loaded" in stats["clip_note"]
 
 
@@ -85,10 +85,13 @@ def test_rerun_skips_complete_shards_in_seconds(sample_output):
 
 def test_bad_files_become_row_errors_and_the_run_finishes(ray_local, tmp_path):
     files = media.build_fault_set(tmp_path / "media")
+    long = media.make_cuts_clip(tmp_path / "media/long.mp4", (24,), 24 * 9)  # 9 s > max_duration_s
+    files.append({"name": "too_long", **long.as_dict(), "kind": "too_long"})
     manifest = tmp_path / "m.jsonl"
     manifest.write_text("".join(json.dumps({"video_id": f["name"], "uri": str(f["path"])}) + "\n" for f in files))
     cfg = load_config(SAMPLE_CONFIG, [f"ingest.allowed_roots=[{tmp_path / 'media'}]", "clip.enabled=false",
-                                      "ingest.max_width=4096", "ingest.max_height=4096", "frames.num_candidates=8"])
+                                      "ingest.max_width=4096", "ingest.max_height=4096", "ingest.max_duration_s=8",
+                                      "frames.num_candidates=8"])
     summary = run(cfg, str(manifest), str(tmp_path / "out"))
     rows = pq.read_table(tmp_path / "out/peakclips-000000.parquet").to_pylist()
     by_video = {}
@@ -97,15 +100,22 @@ def test_bad_files_become_row_errors_and_the_run_finishes(ray_local, tmp_path):
     assert set(by_video) == {f["name"] for f in files}  # one status row per video, none lost
     expected = {"empty_file": "ingest:empty_file", "not_a_video": "ingest:not_a_video",
                 "no_video_stream": "ingest:no_video_stream", "too_large": "ingest:resolution_too_large",
-                "missing_file": "ingest:not_found"}
+                "missing_file": "ingest:not_found", "too_long": "ingest:too_long",
+                "decode_failed": "ingest:decode_failed"}
+    # valid files (kind ok, and the truncated one, processed as far as it decodes) pass every
+    # stage; the sample config has no reference annotations for them, the only error they may get
+    passes = (None, "annotate:no_reference")
     for f in files:
         r = by_video[f["name"]]
-        if f["kind"] in expected:
-            assert r["error"] == expected[f["kind"]], (f["name"], r["error"], r["error_detail"])
-        elif f["kind"] == "ok":
-            # valid files pass every stage; the sample config has no reference for them, which is
-            # the only error they may get
-            assert r["error"] in (None, "annotate:no_reference"), (f["name"], r["error"], r["error_detail"])
+        if f["name"] == "one_frame":
+            want = ("scenes:too_few_frames",)
+        elif f["name"] == "truncated" or f["kind"] == "ok":
+            want = passes
+        else:
+            want = (expected[f["kind"]],)
+        assert r["error"] in want, (f["name"], r["error"], r["error_detail"])
+        assert r["truncated"] == (f["name"] == "truncated"), f["name"]
+    assert by_video["truncated"]["num_scenes"] >= 1
     assert summary.stats[0]["videos"]["total"] == len(files)
 
 

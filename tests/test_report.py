@@ -59,8 +59,8 @@ def test_sample_report_renders_in_headless_chromium(sample_output, tmp_path):
     # Self-contained: the page itself is the only thing loaded (images are data URIs).
     assert [u for u in seen["requests"] if not u.startswith(("file://", "data:"))] == []
     assert seen["title"] == f"PeakClips report: {out.name}"
-    assert seen["videos"] == 5 and "a man on a canal bridge looking up at a giant robot" in seen["text"]
-    assert seen["images"] == 6 + 5 * 16 and seen["broken_images"] == 0  # plots + 16 thumbnails per video
+    assert seen["videos"] == 4 and "a man on a canal bridge looking up at a giant robot" in seen["text"]
+    assert seen["images"] == 6 + 4 * 16 and seen["broken_images"] == 0  # plots + 16 thumbnails per video
     pixels = np.asarray(Image.open(tmp_path / "report.png").convert("L"), dtype=float)
     assert pixels.std() > 20  # not an empty page
 

@@ -73,13 +73,12 @@ def _stage_videos_in_process(cfg, manifest: Path, output: Path, info: dict) -> N
     from peakclips.reference import load_references
     from peakclips.stages.annotate import Annotate
     from peakclips.stages.clipscore import ClipScore
-    from peakclips.stages.frames import Frames
     from peakclips.stages.highlights import Highlights
     from peakclips.stages.ingest import Ingest
     from peakclips.stages.scenes import Scenes
     from peakclips.stages.shard import StageSample
 
-    stages = [Ingest(cfg.ingest, info["scratch"]), Scenes(cfg.scenes), Frames(cfg.frames),
+    stages = [Ingest(cfg.ingest, info["scratch"]), Scenes(cfg.scenes, cfg.frames),
               Annotate(cfg.annotator, {}, load_references(cfg.annotator.reference_dir)),
               ClipScore(cfg.clip, use_clip=False), Highlights(cfg.highlights, cfg.clip), StageSample(str(output), info)]
     for item in video_items(plan_tasks(read_manifest(manifest), cfg.shard_size), info):

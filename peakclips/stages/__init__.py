@@ -56,4 +56,5 @@ def _node_id() -> str:
     return ray.get_runtime_context().get_node_id() if ray.is_initialized() else ""
 
 
-STAGE_NAMES = ["ingest", "scenes", "frames", "annotate", "clipscore", "highlights", "shard"]
+# "scenes" is SPEC stages 2-3 (scenes and frames) in one decode pass: see stages/scenes.py.
+STAGE_NAMES = ["ingest", "scenes", "annotate", "clipscore", "highlights", "shard"]

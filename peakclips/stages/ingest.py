@@ -120,6 +120,14 @@ def _redact(url: str) -> str:
     return url.split("?", 1)[0]
 
 
+def check_video(path: str, cfg: IngestConfig):
+    """Probe a local video and apply the size and duration limits before any decoding."""
+    info = probe(path, cfg.max_width, cfg.max_height)
+    if info.duration_s > cfg.max_duration_s:
+        raise VideoError("too_long", f"{info.duration_s:.0f} s > ingest.max_duration_s ({cfg.max_duration_s:.0f} s)")
+    return info
+
+
 class Ingest(Stage):
     name = "ingest"
     empty = {
@@ -149,14 +157,7 @@ class Ingest(Stage):
             download(uri, path, self.cfg)
         else:
             raise VideoError("scheme_not_allowed", f"scheme '{scheme}' is not http, https or a local path")
-        info = probe(path)
-        if info.width > self.cfg.max_width or info.height > self.cfg.max_height:
-            raise VideoError(
-                "resolution_too_large",
-                f"{info.width}x{info.height} exceeds {self.cfg.max_width}x{self.cfg.max_height}",
-            )
-        if info.duration_s > self.cfg.max_duration_s:
-            raise VideoError("too_long", f"{info.duration_s:.0f} s > ingest.max_duration_s")
+        info = check_video(path, self.cfg)
         return {
             "path": path,
             "duration_s": info.duration_s,

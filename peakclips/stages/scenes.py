@@ -1,74 +1,110 @@
-"""Stage 2, scenes: shot boundaries with PySceneDetect, then the rules that make scenes.
+"""Stages 2-3 of SPEC section 2, scenes and frames, as ONE Ray stage over ONE decode pass.
 
-We drive PySceneDetect's detectors with our own PyAV decode loop (frames downscaled to
-`scenes.analysis_width` first, timestamps from pts) rather than its VideoStream, so the same
-loop serves variable-frame-rate files and any fsspec input. Scene rules: tiny scenes merge
-into a neighbour, over-long scenes split evenly, and the scenes tile [0, duration] exactly.
+Every frame is decoded once (PyAV, pts-based times, so variable frame rate is exact), scaled
+once to `scenes.analysis_width` for the shot detector (`peakclips/detect.py`), and offered to
+the two frame samplers of `peakclips/stages/frames.py` (T candidates streamed into an H.264
+MP4; a bounded reservoir per shot for the m frames per scene). Memory stays flat however long
+the video: the detector keeps a ring of small frames, the samplers keep what their docstring
+says, and the only per-frame record is its time (8 bytes).
+
+Why one stage: choosing per-scene frames needs the scenes, and a second stage would have to
+decode the video again (the cost this stage exists to avoid) or receive frames through the
+object store (which SPEC's style rules out). The stage is named `scenes`; its errors read
+`scenes:<code>`; it adds both stages' columns.
+
+Scene rules (`apply_scene_rules`), each a `scenes.*` config key: tiny scenes merge into a
+neighbour, long ones split evenly, and the scenes tile [0, duration] exactly.
 """
 
 from __future__ import annotations
 
 import bisect
+from array import array
 from dataclasses import dataclass
 
-from peakclips.config import ScenesConfig
+from peakclips.config import FramesConfig, ScenesConfig
 from peakclips.errors import VideoError
 from peakclips.stages import Stage
-from peakclips.video import iter_frames
-
-
-def make_detector(cfg: ScenesConfig, fps: float):
-    import scenedetect
-
-    min_len = max(1, int(round(cfg.min_scene_s * (fps or 24.0))))
-    kwargs = {"min_scene_len": min_len}
-    if cfg.threshold is not None:
-        kwargs["threshold"] = cfg.threshold
-    if cfg.detector == "content":
-        return scenedetect.ContentDetector(**kwargs)
-    if cfg.detector == "adaptive":
-        if "threshold" in kwargs:
-            kwargs["adaptive_threshold"] = kwargs.pop("threshold")
-        return scenedetect.AdaptiveDetector(**kwargs)
-    return scenedetect.HistogramDetector(**kwargs)
+from peakclips.stages.frames import Candidates, SceneFrames, pick_scene_frames
+from peakclips.video import Scaler, fit_size, iter_frames
 
 
 @dataclass
-class Analysis:
-    cut_times_s: list[float]  # start times of every new shot after the first
-    frame_times_s: list[float]  # pts time of every decoded frame, in order
+class Preprocessed:
+    """What the decode pass produces for one video."""
+
+    scenes: list[dict]
     duration_s: float  # end of the last decoded frame
+    decoded_frames: int
+    truncated: bool  # decodes to less than its header says (a decode error, or a short end)
+    candidates_mp4: bytes
+    frame_times_s: list[float]  # the T candidates' times
+    scene_frames: list[list[bytes]]  # m JPEGs per scene
+    scene_frame_times: list[list[float]]
+    cut_times_s: list[float]  # every cut the detector reported, before the scene rules
 
 
-def analyse(uri: str, cfg: ScenesConfig, fps: float) -> Analysis:
-    """One decode pass: feed every frame, downscaled, to the detector; record frame times."""
+def preprocess(uri: str, duration_s: float, fps: float, width: int, height: int,
+               scfg: ScenesConfig, fcfg: FramesConfig) -> Preprocessed:
+    """The one decode pass. `duration_s`, `fps` and the upright `width`/`height` come from the probe."""
     from scenedetect.common import FrameTimecode, Timecode
 
-    detector = make_detector(cfg, fps)
-    rate = float(fps or 24.0)
-    times: list[float] = []
+    from peakclips.detect import make_detector
+
+    # One Scaler per output size: a swscale context rebuilt for every size switch costs more
+    # than decoding the frame.
+    scaler = Scaler()
+    detector = make_detector(scfg.detector, scfg.threshold, scfg.min_scene_s, fps)
+    candidates = Candidates(duration_s, fit_size(width, height, fcfg.candidate_size), fcfg, Scaler())
+    scene_frames = SceneFrames(fcfg, scfg.min_scene_s, scfg.max_scene_s, detector.event_buffer_length + 1,
+                               fit_size(width, height, fcfg.scene_frame_size), Scaler())
+    rate = fps or 24.0
+    times = array("d")
     cuts: list[float] = []
+    errors: list[str] = []
     size = None
-    last = None
-    for decoded in iter_frames(uri):
-        frame = decoded.frame
-        if size is None:
-            w, h = frame.width, frame.height
-            aw = min(cfg.analysis_width, w) // 2 * 2
-            size = (aw, max(2, int(round(h * aw / w)) // 2 * 2))
-        img = frame.to_ndarray(format="bgr24", width=size[0], height=size[1])
-        tc = FrameTimecode(Timecode(pts=decoded.pts, time_base=decoded.time_base), fps=rate)
-        for cut in detector.process_frame(tc, img):
+    tc = None
+
+    def add_cuts(found) -> None:
+        for cut in found:
             cuts.append(cut.seconds)
-        times.append(decoded.time_s)
-        last = tc
-    if not times:
-        raise VideoError("no_frames", "no frame decoded")
-    if last is not None:
-        cuts += [c.seconds for c in detector.post_process(last)]
-    frame_dur = (times[-1] - times[0]) / (len(times) - 1) if len(times) > 1 else 1 / rate
-    cuts = sorted({round(c, 6) for c in cuts if c > 0})
-    return Analysis(cuts, times, times[-1] + frame_dur)
+            scene_frames.cut(cut.seconds)
+
+    try:
+        for decoded in iter_frames(uri, errors):
+            frame = decoded.frame
+            if size is None:  # analysis size, in the stored (not rotated) orientation: cuts do not care
+                aw = min(scfg.analysis_width, frame.width) // 2 * 2 or 2
+                size = (aw, max(2, round(frame.height * aw / frame.width / 2) * 2))
+            tc = FrameTimecode(Timecode(pts=decoded.pts, time_base=decoded.time_base), fps=rate)
+            add_cuts(detector.process_frame(tc, scaler.array(frame, *size)))
+            times.append(decoded.time_s)
+            candidates.push(frame, decoded.time_s)
+            scene_frames.push(frame, decoded.time_s)
+        if len(times) < scfg.min_frames:
+            detail = f"{len(times)} frame(s) decoded, scenes.min_frames is {scfg.min_frames}"
+            raise VideoError("too_few_frames" if times else "no_frames", detail)
+        add_cuts(detector.post_process(tc))
+        mp4, cand_times = candidates.finish()
+    finally:
+        candidates.close()
+
+    n = len(times)
+    decoded_end = times[-1] + (times[-1] - times[0]) / (n - 1)  # the last frame lasts one mean interval
+    truncated = bool(errors) or decoded_end < duration_s - max(0.5, 0.02 * duration_s)
+    # The header's duration is exact for a whole file (it knows the last frame's length).
+    duration = duration_s if not truncated and duration_s > times[-1] else decoded_end
+    # Cut times snap to the frame that starts the new shot (a fade's cut is mid-run, by time).
+    snapped = sorted({times[i] for c in cuts if (i := bisect.bisect_left(times, c - 1e-6)) < n})
+    spans = apply_scene_rules([c for c in snapped if c > 0], duration, scfg.min_scene_s, scfg.max_scene_s)
+    scenes = [
+        {"scene_id": i, "start_s": a, "end_s": b,
+         "start_frame": bisect.bisect_left(times, a - 1e-4),
+         "end_frame": n if i == len(spans) - 1 else bisect.bisect_left(times, b - 1e-4)}
+        for i, (a, b) in enumerate(spans)
+    ]
+    jpegs, jpeg_times = pick_scene_frames(scene_frames.finish(duration), scenes, fcfg.per_scene)
+    return Preprocessed(scenes, duration, n, truncated, mp4, cand_times, jpegs, jpeg_times, snapped)
 
 
 def apply_scene_rules(
@@ -101,33 +137,20 @@ def apply_scene_rules(
     return [(round(a, 4), round(b, 4)) for a, b in scenes]
 
 
-def frame_index(frame_times: list[float], t: float) -> int:
-    """Index of the first decoded frame at or after time t (tolerating float noise)."""
-    return bisect.bisect_left(frame_times, t - 1e-6)
-
-
 class Scenes(Stage):
-    name = "scenes"
-    empty = {"scenes": [], "decoded_frames": 0}
+    """Scenes and frames of one video (see the module docstring)."""
 
-    def __init__(self, cfg: ScenesConfig):
-        self.cfg = cfg
+    name = "scenes"
+    empty = {"scenes": [], "decoded_frames": 0, "truncated": False, "candidates_mp4": b"",
+             "frame_times_s": [], "scene_frames": [], "scene_frame_times": []}
+
+    def __init__(self, cfg: ScenesConfig, frames: FramesConfig):
+        self.cfg, self.frames = cfg, frames
 
     def process(self, row: dict) -> dict:
-        analysis = analyse(row["path"], self.cfg, row["fps"])
-        duration = analysis.duration_s
-        spans = apply_scene_rules(
-            analysis.cut_times_s, duration, self.cfg.min_scene_s, self.cfg.max_scene_s
-        )
-        n = len(analysis.frame_times_s)
-        scenes = [
-            {
-                "scene_id": i,
-                "start_s": a,
-                "end_s": b,
-                "start_frame": frame_index(analysis.frame_times_s, a),
-                "end_frame": min(n, frame_index(analysis.frame_times_s, b)) if i < len(spans) - 1 else n,
-            }
-            for i, (a, b) in enumerate(spans)
-        ]
-        return {"scenes": scenes, "decoded_frames": n, "duration_s": duration}
+        out = preprocess(row["path"], row["duration_s"], row["fps"], row["width"], row["height"],
+                         self.cfg, self.frames)
+        return {"scenes": out.scenes, "duration_s": out.duration_s, "decoded_frames": out.decoded_frames,
+                "truncated": out.truncated, "candidates_mp4": out.candidates_mp4,
+                "frame_times_s": out.frame_times_s, "scene_frames": out.scene_frames,
+                "scene_frame_times": out.scene_frame_times}

@@ -74,7 +74,8 @@ def build_index_rows(row: dict, run: dict) -> list[dict]:
     base = {
         "video_id": row["video_id"], "key": row["key"], "shard_id": row["shard_id"],
         "error": row.get("error") or None, "error_detail": row.get("error_detail") or None,
-        "duration_s": row.get("duration_s") or None, "num_scenes": len(row.get("scenes") or []),
+        "duration_s": row.get("duration_s") or None, "truncated": bool(row.get("truncated")),
+        "num_scenes": len(row.get("scenes") or []),
         "scene_starts_s": [s["start_s"] for s in row.get("scenes") or []] or None,
         "annotator_backend": run["annotator"]["backend"], "annotator_model": run["annotator"]["model"],
         "prompt_ids": ",".join(p["id"] for p in run["annotator"]["prompts"]),
@@ -137,7 +138,7 @@ class StageSample(Stage):
 def index_table(rows: list[dict]):
     import pyarrow as pa
 
-    types = {"string": pa.string(), "int32": pa.int32(), "int64": pa.int64(), "float64": pa.float64(),
+    types = {"string": pa.string(), "bool": pa.bool_(), "int32": pa.int32(), "int64": pa.int64(), "float64": pa.float64(),
              "list<int32>": pa.list_(pa.int32()), "list<float64>": pa.list_(pa.float64())}
     schema = pa.schema([(name, types[t]) for name, t in INDEX_COLUMNS.items()])
     return pa.Table.from_pylist([{c: r.get(c) for c in INDEX_COLUMNS} for r in rows], schema=schema)
