@@ -2,6 +2,7 @@
 
     peakclips run CONFIG [--manifest PATH] [--output DIR] [--shards SPEC] [--force] [--set k=v ...]
     peakclips verify DIR
+    peakclips frames DIR --video-id ID --query N --k K [--mode M] [--json] [--out DIR]
 """
 
 from __future__ import annotations
@@ -33,6 +34,13 @@ def cmd_verify(args) -> int:
     return 1 if defects else 0
 
 
+def cmd_frames(args) -> int:
+    from peakclips.keyframes import frames_command
+
+    return frames_command(args.output_dir, args.video_id, args.query, args.k, args.mode, args.background,
+                          args.json, args.out, args.video, args.manifest)
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="peakclips", description="Build and inspect PeakClips datasets.")
     p.add_argument("--version", action="version", version=f"peakclips {__version__}")
@@ -52,6 +60,24 @@ def build_parser() -> argparse.ArgumentParser:
     v.add_argument("dir")
     v.add_argument("--no-decode", action="store_true", help="skip decoding the candidate frames")
     v.set_defaults(fn=cmd_verify)
+
+    f = sub.add_parser("frames", help="k frame timestamps (and JPEGs) for one query of a built dataset",
+                       description="Any-k frames (SPEC 2.2) from a query's highlight clips: focused = only "
+                                   "inside the clips, hybrid = a background share over the whole video plus "
+                                   "the rest inside the clips, uniform = evenly over the video.")
+    f.add_argument("output_dir", help="dataset folder (or fsspec URI) holding the shards")
+    f.add_argument("--video-id", required=True, help="the manifest's video_id")
+    f.add_argument("--query", type=int, required=True, metavar="N", help="query_id within the video")
+    f.add_argument("--k", type=int, required=True, help="number of frames")
+    f.add_argument("--mode", choices=["auto", "focused", "hybrid", "uniform"], default="auto",
+                   help="auto: focused for k <= 8, hybrid above (default: %(default)s)")
+    f.add_argument("--background", type=float, default=0.25, help="hybrid background share (default: %(default)s)")
+    f.add_argument("--json", action="store_true", help="print JSON instead of text")
+    f.add_argument("--out", metavar="DIR", help="also write the k frames as JPEGs into DIR")
+    f.add_argument("--video", metavar="URI", help="source video to take the frames from (default: the "
+                   "shard's candidate frames, nearest in time)")
+    f.add_argument("--manifest", help="manifest the dataset was built from: its uri is the source video")
+    f.set_defaults(fn=cmd_frames)
     return p
 
 
