@@ -3,6 +3,7 @@
     peakclips run CONFIG [--manifest PATH] [--output DIR] [--shards SPEC] [--force] [--set k=v ...]
     peakclips verify DIR
     peakclips frames DIR --video-id ID --query N --k K [--mode M] [--json] [--out DIR]
+    peakclips calibrate-clip DIR [--config YAML] [--set k=v ...] [--json]
 """
 
 from __future__ import annotations
@@ -39,6 +40,14 @@ def cmd_frames(args) -> int:
 
     return frames_command(args.output_dir, args.video_id, args.query, args.k, args.mode, args.background,
                           args.json, args.out, args.video, args.manifest)
+
+
+def cmd_calibrate_clip(args) -> int:
+    from peakclips.calibrate import calibrate_command
+    from peakclips.config import load_config
+
+    cfg = load_config(args.config, args.set or [])
+    return calibrate_command(args.output_dir, cfg.clip, args.max_videos, args.alpha_pct, args.beta_pct, args.json)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -78,6 +87,19 @@ def build_parser() -> argparse.ArgumentParser:
                    "shard's candidate frames, nearest in time)")
     f.add_argument("--manifest", help="manifest the dataset was built from: its uri is the source video")
     f.set_defaults(fn=cmd_frames)
+
+    c = sub.add_parser("calibrate-clip", help="measure clip.alpha and clip.beta for a CLIP model on a built dataset",
+                       description="Similarities of matching (a scene's caption vs its frames) and non-matching "
+                                   "(vs other videos' scenes) pairs; alpha = a percentile of the non-matching, "
+                                   "beta = a percentile of the matching. See docs/scores.md.")
+    c.add_argument("output_dir", help="dataset folder (or fsspec URI) holding the shards")
+    c.add_argument("--config", help="pipeline YAML whose clip section names the model (default: the defaults)")
+    c.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a config key, e.g. clip.pretrained=PATH")
+    c.add_argument("--max-videos", type=int, default=500, help="use at most this many videos (default: %(default)s)")
+    c.add_argument("--alpha-pct", type=float, default=50, help="percentile of non-matching pairs (default: %(default)s)")
+    c.add_argument("--beta-pct", type=float, default=90, help="percentile of matching pairs (default: %(default)s)")
+    c.add_argument("--json", action="store_true", help="print JSON instead of text")
+    c.set_defaults(fn=cmd_calibrate_clip)
     return p
 
 

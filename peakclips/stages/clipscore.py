@@ -125,12 +125,17 @@ def clip_status(cfg: ClipConfig) -> str | None:
     try:
         load_clip(cfg, "cpu")
     except Exception as e:  # noqa: BLE001 - open_clip/hub raise many types; we report, not hide
-        where = cfg.pretrained or "random init"
-        first = (str(e).strip().splitlines() or [""])[0][:200]
-        return (f"open_clip model {cfg.model} ({where}) could not be loaded: {type(e).__name__}: "
-                f"{first}; set clip.pretrained to a local checkpoint path or a cached tag, "
-                f"or clip.required=false to run without CLIP")
+        return load_failure(cfg, e)
     return None
+
+
+def load_failure(cfg: ClipConfig, e: Exception) -> str:
+    """The one sentence a user gets when the model cannot be loaded."""
+    where = cfg.pretrained or "random init"
+    first = (str(e).strip().splitlines() or [""])[0][:200]
+    return (f"open_clip model {cfg.model} ({where}) could not be loaded: {type(e).__name__}: "
+            f"{first}; set clip.pretrained to a local checkpoint path or a cached tag, "
+            f"or clip.required=false to run without CLIP")
 
 
 def reduce_sims(sims: np.ndarray, frames_per_scene: list[int], how: str) -> np.ndarray:
@@ -164,18 +169,21 @@ class ClipScore(Stage):
             self.dtype = next(self.model.parameters()).dtype
             self.loader = ThreadPoolExecutor(max_workers=1, thread_name_prefix="clip-preprocess")
 
-    def _prepare(self, jpegs: list[bytes]):
-        """Decode and preprocess one batch (runs in the loader thread)."""
+    def _prepare(self, images: list):
+        """Decode and preprocess one batch of JPEG bytes or RGB arrays (runs in the loader thread)."""
         import torch
         from PIL import Image, UnidentifiedImageError
 
+        def pil(x):
+            return Image.fromarray(x) if isinstance(x, np.ndarray) else Image.open(io.BytesIO(x)).convert("RGB")
+
         try:
-            batch = torch.stack([self.preprocess(Image.open(io.BytesIO(j)).convert("RGB")) for j in jpegs])
+            batch = torch.stack([self.preprocess(pil(x)) for x in images])
         except (UnidentifiedImageError, OSError) as e:
             raise VideoError("bad_frame", f"a scene frame does not decode: {e}") from None
         return batch.pin_memory() if self.device == "cuda" else batch
 
-    def batches(self, jpegs: list[bytes]) -> Iterator:
+    def batches(self, jpegs: list) -> Iterator:
         """Preprocessed batches, the next one prepared while the caller works on this one."""
         size = self.cfg.batch_size
         chunks = [jpegs[lo:lo + size] for lo in range(0, len(jpegs), size)]
@@ -185,7 +193,8 @@ class ClipScore(Stage):
             ahead = self.loader.submit(self._prepare, chunks[i + 1]) if i + 1 < len(chunks) else None
             yield batch
 
-    def embed_images(self, jpegs: list[bytes]) -> np.ndarray:
+    def embed_images(self, jpegs: list) -> np.ndarray:
+        """L2-normalised embeddings of JPEG bytes (or RGB arrays), [n, dim]."""
         import torch
 
         feats = []
