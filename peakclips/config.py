@@ -187,8 +187,11 @@ class RunConfig(Strict):
         return self
 
     def hash(self) -> str:
-        """Stable hash of everything that shapes a shard's content (ray settings excluded)."""
-        data = self.model_dump(mode="json", exclude={"ray"})
+        """Stable hash of everything that shapes a shard's content. Excluded: Ray settings and
+        where things are on this machine (roots, cache, scratch), so the same config hashes the
+        same in every checkout and on every node."""
+        data = self.model_dump(mode="json", exclude={
+            "ray": True, "ingest": {"allowed_roots", "scratch"}, "annotator": {"cache", "reference_dir"}})
         return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:16]
 
 

@@ -144,9 +144,21 @@ def _has_gpu() -> bool:
     return ray.available_resources().get("GPU", 0) >= 1
 
 
+def resolve_paths(cfg: RunConfig) -> RunConfig:
+    """Make the config's local paths absolute, relative to where `peakclips run` started.
+
+    Workers may run in another folder (a Ray job's working_dir copy on each node); they must all
+    check files against the same roots the driver resolved the manifest against.
+    """
+    ingest = cfg.ingest.model_copy(update={"allowed_roots": [os.path.abspath(r) for r in cfg.ingest.allowed_roots]})
+    annotator = cfg.annotator.model_copy(update={"reference_dir": os.path.abspath(cfg.annotator.reference_dir)})
+    return cfg.model_copy(update={"ingest": ingest, "annotator": annotator})
+
+
 def run(cfg: RunConfig, manifest: str, output: str, shards: str | None = None, force: bool = False,
         log=print) -> RunSummary:
     started = time.perf_counter()
+    cfg = resolve_paths(cfg)
     rows = read_manifest(manifest)
     tasks = plan_tasks(rows, cfg.shard_size)
     selected = parse_shards(shards, num_shards(rows, cfg.shard_size))
