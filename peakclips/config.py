@@ -124,7 +124,7 @@ class ClipConfig(Strict):
     """auto = CUDA with fp16 when the actor has a GPU, else CPU."""
     num_actors: int = 1
     num_cpus: float = Field(1.0, ge=0)
-    """CPUs each CLIP actor reserves; on CPU also its torch threads."""
+    """CPUs each CLIP actor reserves; on CPU also its torch threads (Ray sets OMP_NUM_THREADS)."""
 
 
 class FiltersConfig(Strict):

@@ -1,7 +1,7 @@
 """Stage 5, clipscore: open_clip similarity between each query and each scene's frames.
 
 Runs in a Ray actor pool (one model per actor; CUDA with fp16 when the actor has a GPU, else
-CPU with `clip.num_cpus` threads). Per video: every scene frame is embedded once, in batches of
+CPU with `clip.num_cpus` torch threads). Per video: every scene frame is embedded once, in batches of
 `clip.batch_size`, and reused for every query; the query texts are embedded once; a scene's
 similarity to a query is the max (or mean) over its frames of the embeddings' cosine.
 JPEG decoding and preprocessing of the next batch run in a thread while the model works on
@@ -17,7 +17,6 @@ only when that fails and HF_HUB_OFFLINE is not set, with timeouts of a few secon
 from __future__ import annotations
 
 import io
-import math
 import os
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -93,8 +92,9 @@ def load_clip(cfg: ClipConfig, device: str = "cpu"):
     except Exception as e:
         from huggingface_hub import constants
 
-        if constants.HF_HUB_OFFLINE or cfg.pretrained is None or _looks_like_path(cfg.pretrained):
-            raise  # nothing the hub could add
+        local = cfg.model.startswith("local-dir:") or (cfg.pretrained and _looks_like_path(cfg.pretrained))
+        if constants.HF_HUB_OFFLINE or local:
+            raise  # nothing the hub could add (weights, or a tokenizer: SigLIP's come from the hub)
         problem = hub_unreachable()
         if problem:  # huggingface_hub would retry each file for ~25 s; one probe decides instead
             raise ConnectionError(f"not in the local cache, and the hub at {constants.ENDPOINT} "
@@ -160,11 +160,9 @@ class ClipScore(Stage):
         self.cfg = cfg
         self.model = None
         if use_clip:
-            import torch
-
+            # CPU threads: Ray sets OMP_NUM_THREADS to the CPUs the actor reserves
+            # (clip.num_cpus), which torch follows; in process, torch's own default applies.
             self.device = pick_device(cfg)
-            if self.device == "cpu":
-                torch.set_num_threads(max(1, math.floor(cfg.num_cpus)))
             self.model, self.preprocess, self.tokenizer = load_clip(cfg, self.device)
             self.dtype = next(self.model.parameters()).dtype
             self.loader = ThreadPoolExecutor(max_workers=1, thread_name_prefix="clip-preprocess")
