@@ -146,14 +146,19 @@ class ClipConfig(Strict):
     """An open_clip tag, a local checkpoint path, or None for random weights (tests only)."""
     required: bool = True
     """True: weights that cannot be loaded fail the run at start. False: run on without CLIP."""
-    batch_size: int = 64
+    batch_size: int = Field(64, ge=1)
+    """Frames per forward pass."""
     reduce: Literal["max", "mean"] = "max"
+    """How a scene's frame similarities become the scene's: max (default, SPEC) or mean."""
     alpha: float = 0.05
-    """Similarity mapped to relevance 1 (see docs/architecture.md, score fusion)."""
+    """Similarity mapped to relevance 1 (docs/scores.md: how to calibrate it per model)."""
     beta: float = 0.20
     """Similarity mapped to relevance 5."""
     device: Literal["auto", "cpu", "cuda"] = "auto"
+    """auto = CUDA with fp16 when the actor has a GPU, else CPU."""
     num_actors: int = 1
+    num_cpus: float = Field(1.0, ge=0)
+    """CPUs each CLIP actor reserves; on CPU also its torch threads (Ray sets OMP_NUM_THREADS)."""
 
 
 class FiltersConfig(Strict):

@@ -147,7 +147,7 @@ def build_dataset(tasks, cfg: RunConfig, output: str, run: dict):
                                        "secret": Secret.from_env(cfg.annotator)},
                             0, cfg.annotator.num_actors, rows_at_once=cfg.annotator.videos_per_actor))
     ds = ds.map(**actors_of(ClipScore, {"cfg": cfg.clip, "use_clip": clip_on},
-                            1 if clip_on else 0, cfg.clip.num_actors, 1 if gpu else 0))
+                            cfg.clip.num_cpus if clip_on else 0, cfg.clip.num_actors, 1 if gpu else 0))
     ds = ds.map(**actors_of(Highlights, {"cfg": cfg.highlights, "clip": cfg.clip}, 0, 1))
     ds = ds.map(**tasks_of(StageSample(output, run), 1))
     return ds

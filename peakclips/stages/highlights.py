@@ -10,7 +10,7 @@ A highlight clip is a maximal run of consecutive scenes with the same priority.
 
 This is the only stage that drops anything, and every drop has a `drop_reason`:
 video-level (too_short, too_long, too_few_scenes, no_queries_left) and query-level
-(no_highlight, highlights_cover_too_much, duplicate_query).
+(no_highlight, highlights_cover_too_much, then duplicate_query among the queries still kept).
 """
 
 from __future__ import annotations
@@ -116,22 +116,24 @@ class Highlights(Stage):
     def process(self, row: dict) -> dict:
         cfg = self.cfg
         reason = video_drop_reason(row, cfg)
-        duplicates = duplicate_queries([q["query"] for q in row["queries"]], self.embed,
-                                       cfg.filters.dedup_threshold) if reason is None else set()
         results = []
         for qi, query in enumerate(row["queries"]):
             sims = row["clip_sims"][qi] if row["clip_sims"] else None
             finals = fuse(row["llm_scores"][qi], sims, cfg, self.clip.alpha, self.clip.beta)
             clips = build_clips(row["scenes"], finals, row["llm_reasons"][qi], cfg)
             drop = reason
-            if drop is None and qi in duplicates:
-                drop = "duplicate_query"
-            elif drop is None and not clips:
+            if drop is None and not clips:
                 drop = "no_highlight"
             elif drop is None and coverage(clips, row["duration_s"]) > cfg.filters.max_highlight_coverage:
                 drop = "highlights_cover_too_much"
             results.append({"query_id": query["query_id"], "final_scores": finals, "highlights": clips,
                             "status": "dropped" if drop else "ok", "drop_reason": drop or ""})
+        # Duplicates only among the queries still kept: never drop a query as the duplicate of
+        # one that was itself dropped.
+        kept = [r for r in results if r["status"] == "ok"]
+        texts = [q["query"] for q, r in zip(row["queries"], results) if r["status"] == "ok"]
+        for i in duplicate_queries(texts, self.embed, cfg.filters.dedup_threshold):
+            kept[i].update(status="dropped", drop_reason="duplicate_query")
         if reason is None and not any(r["status"] == "ok" for r in results):
             reason = "no_queries_left"
         return {"query_results": results, "status": "dropped" if reason else "ok", "drop_reason": reason or ""}

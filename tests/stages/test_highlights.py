@@ -76,3 +76,12 @@ def test_near_duplicate_queries_are_dropped_with_a_real_text_embedder():
     hl = Highlights(HighlightsConfig(), ClipConfig())
     out = hl(_row(queries=queries, scores=[[5, 1, 1, 1]] * 3))
     assert [r["drop_reason"] for r in out["query_results"]] == ["", "duplicate_query", ""]
+
+
+def test_a_query_is_not_dropped_as_the_duplicate_of_a_dropped_query():
+    queries = [{"query_id": 0, "query": "a dog jumps into the lake"},
+               {"query_id": 1, "query": "a dog jumping into a lake"}]
+    hl = Highlights(HighlightsConfig(), ClipConfig())
+    out = hl(_row(queries=queries, scores=[[1, 1, 1, 1], [5, 1, 1, 1]]))
+    assert [r["drop_reason"] for r in out["query_results"]] == ["no_highlight", ""]
+    assert out["status"] == "ok"
