@@ -2,6 +2,7 @@
 
     peakclips run CONFIG [--manifest PATH] [--output DIR] [--shards SPEC] [--force] [--set k=v ...]
     peakclips verify DIR
+    peakclips select VIDEO --query "..." --k K --checkpoint DIR
 """
 
 from __future__ import annotations
@@ -33,6 +34,12 @@ def cmd_verify(args) -> int:
     return 1 if defects else 0
 
 
+def cmd_select(args) -> int:
+    from peakclips.train.select import select_cli
+
+    return select_cli(args.video, args.query, args.k, args.checkpoint, args.mode)
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="peakclips", description="Build and inspect PeakClips datasets.")
     p.add_argument("--version", action="version", version=f"peakclips {__version__}")
@@ -52,6 +59,15 @@ def build_parser() -> argparse.ArgumentParser:
     v.add_argument("dir")
     v.add_argument("--no-decode", action="store_true", help="skip decoding the candidate frames")
     v.set_defaults(fn=cmd_verify)
+
+    s = sub.add_parser("select", help="pick k frame timestamps for a query with a trained selector (peakclips-train)")
+    s.add_argument("video", help="video file or fsspec URI")
+    s.add_argument("--query", required=True)
+    s.add_argument("--k", type=int, default=16, help="number of frames (default: %(default)s)")
+    s.add_argument("--checkpoint", required=True, help="a stage's final/ or checkpoint-N/ folder")
+    s.add_argument("--mode", default="auto", choices=["auto", "focused", "hybrid", "uniform"],
+                   help="clip2frame mode (auto: focused for k <= 8, else hybrid)")
+    s.set_defaults(fn=cmd_select)
     return p
 
 
