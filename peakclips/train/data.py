@@ -68,10 +68,11 @@ def _warn_and_continue(exn: Exception) -> bool:
 def read_samples(uri: str) -> Iterator[tuple[Sample, bytes]]:
     """The samples of one shard in tar order; unreadable members are logged and skipped."""
     import fsspec
-    from webdataset.tariterators import tarfile_samples
+    from webdataset.tariterators import group_by_keys, tar_file_expander
 
-    with fsspec.open(uri, "rb") as stream:
-        for raw in tarfile_samples([{"url": uri, "stream": stream}], handler=_warn_and_continue):
+    with fsspec.open(uri, "rb") as stream:  # fsspec, not webdataset's gopen: any filesystem fsspec knows
+        members = tar_file_expander([{"url": uri, "stream": stream}], handler=_warn_and_continue)
+        for raw in group_by_keys(members, handler=_warn_and_continue):
             if "json" not in raw or "mp4" not in raw:
                 log.warning("%s: sample %s lacks its json or mp4 member; skipped", uri, raw.get("__key__"))
                 continue
