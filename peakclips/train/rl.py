@@ -9,8 +9,8 @@ dropped or rejected, and patching those private methods would tie us to TRL inte
 change every release. So the custom part is this small `transformers.Trainer` subclass: per
 micro-batch it rolls out `num_generations` answers per prompt, scores them with the reward
 functions (plain functions in TRL's reward signature, rewards.py), and takes one GRPO step.
-From TRL it reuses the fused LM head (`add_fused_lm_head`: per-token log-probs without
-materialising the 152k-wide logits); from transformers the loop, checkpoints, resume, logging.
+Log-probabilities are computed only at the completion positions (`logits_to_keep`, TRL's
+`selective_log_softmax`); the loop, checkpoints, resume and logging are transformers'.
 
 Loss (one update per rollout batch, so the importance ratio is 1 and PPO clipping never binds):
     A_i   = (r_i - mean(r_group)) / (std(r_group) + 1e-4)
@@ -26,7 +26,7 @@ from collections import defaultdict
 
 import torch
 from transformers import Trainer, TrainingArguments
-from trl.trainer.utils import add_fused_lm_head
+from trl.trainer.utils import selective_log_softmax
 
 from peakclips.train import model as models
 from peakclips.train import rewards, runs, tasks
@@ -76,9 +76,11 @@ class VideoGRPOTrainer(runs.StreamingData, Trainer):
             table.append([float("nan") if v is None else float(v) for v in values])
         return torch.tensor(table).T
 
-    def token_logps(self, model, full: dict, labels: torch.Tensor, start: int) -> torch.Tensor:
-        out = model(**full, labels=labels, fused_lm_head=True)
-        return out.log_probs[:, start - 1:]  # log_probs[:, t] scores token t + 1
+    def token_logps(self, model, full: dict, ids: torch.Tensor) -> torch.Tensor:
+        """Log-probabilities of the completion tokens `ids` (at the end of `full`), temperature-scaled
+        like the sampling; logits only for those positions (`logits_to_keep`), never the whole sequence."""
+        logits = model(**full, logits_to_keep=ids.size(1) + 1).logits[:, :-1]
+        return selective_log_softmax(logits.float(), ids, temperature=self.rl.temperature)
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
         g = self.rl.num_generations
@@ -92,14 +94,12 @@ class VideoGRPOTrainer(runs.StreamingData, Trainer):
         grouped = total.view(-1, g)
         adv = ((grouped - grouped.mean(1, keepdim=True)) / (grouped.std(1, keepdim=True) + 1e-4)).view(-1)
 
-        start = prompt["input_ids"].size(1)
         full = dict(prompt, input_ids=torch.cat([prompt["input_ids"], ids], 1),
                     attention_mask=torch.cat([prompt["attention_mask"], mask], 1),
                     mm_token_type_ids=torch.cat([prompt["mm_token_type_ids"], torch.zeros_like(ids)], 1))
-        labels = torch.cat([torch.full_like(prompt["input_ids"], -100), ids.masked_fill(mask == 0, -100)], 1)
-        logp = self.token_logps(model, full, labels, start)
+        logp = self.token_logps(model, full, ids)
         with torch.no_grad():
-            ref = self.token_logps(self.ref_model, full, labels, start)
+            ref = self.token_logps(self.ref_model, full, ids)
         delta = ref - logp
         kl = torch.exp(delta) - delta - 1
         adv = adv.to(logp.device)
@@ -142,7 +142,6 @@ def run_rl(cfg: TrainConfig) -> str:
         models.check_available(cfg.rl.answerer.name_or_path, "rl.answerer.name_or_path")
     run = runs.start(cfg, "rl", tasks.rl_examples)
     policy = run.model
-    add_fused_lm_head(policy, temperature=cfg.rl.temperature)  # before PEFT wraps it (TRL's rule)
     ref = copy.deepcopy(policy).eval().requires_grad_(False)  # the starting policy, also on resume
     if run.lora is not None:
         from peft import get_peft_model

@@ -6,7 +6,8 @@ gradient checkpointing. Two things are ours, both through its documented extensi
     the candidate frames as one Qwen2.5-VL video and masks the loss to the answer tokens;
   - the training DataLoader (`runs.StreamingData.get_train_dataloader`): an endless, seeded,
     resumable stream over the shards that skips already-seen examples without decoding them.
-The loss is TRL's: mean negative log-likelihood of the unmasked (answer) tokens.
+The loss is TRL's: mean negative log-likelihood of the unmasked (answer) tokens (on CPU the same
+loss computed by transformers, see `StreamingSFTTrainer.compute_loss`).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from __future__ import annotations
 import functools
 import logging
 
+from transformers import Trainer
 from trl import SFTConfig, SFTTrainer
 
 from peakclips.train import runs, tasks
@@ -26,6 +28,20 @@ log = logging.getLogger(__name__)
 
 class StreamingSFTTrainer(runs.StreamingData, SFTTrainer):
     """SFTTrainer whose training data is an `ExampleStream` (see module docstring)."""
+
+    def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+        if self.args.device.type != "cpu":
+            return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
+        # TRL's fused LM head has kernels for CUDA/XPU only; its pure-torch fallback scores every
+        # position with entropy and argmax over the 152k vocabulary and measured ~10x slower than
+        # the model's own loss on CPU. So on CPU (tests, the smoke run) the loss is the model's own
+        # (transformers'), with logits only from the first answer token on: the same value
+        # (tests/train/test_learning.py checks it), without TRL's entropy/accuracy logs.
+        labels = inputs["labels"]
+        first = int((labels != -100).int().argmax(1).min())
+        keep = labels.size(1) - first + 1  # the position before the first answer token predicts it
+        inputs = dict(inputs, labels=labels[:, -keep:], logits_to_keep=keep)
+        return Trainer.compute_loss(self, model, inputs, return_outputs, num_items_in_batch)
 
 
 def make_examples(cfg: TrainConfig, stage: str):

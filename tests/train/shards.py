@@ -77,10 +77,17 @@ def colour_samples(n: int = 3) -> list[tuple[dict, bytes]]:
     return out
 
 
+def _order(*colours: str) -> list[tuple[float, float, str]]:
+    return [(2.0 * i, 2.0 * i + 2, c) for i, c in enumerate(colours)]
+
+
 def overfit_samples() -> list[tuple[dict, bytes]]:
     """Three videos, one query each, distinct answers: the handful the learning test memorises."""
     return [
-        make_sample("red0", FOUR, {"the red screen": [(0.0, 2.0, "P1")]}, reason="red"),
-        make_sample("green1", FOUR, {"the green screen": [(2.0, 4.0, "P1"), (4.0, 6.0, "P2")]}, reason="green"),
-        make_sample("yellow2", FOUR, {"the yellow screen": [(6.0, 8.0, "P1")]}, reason="yellow"),
+        make_sample("red0", _order("red", "green", "blue", "yellow"), {"the red screen": [(0.0, 2.0, "P1")]},
+                    reason="red"),
+        make_sample("green1", _order("yellow", "blue", "green", "red"),
+                    {"the green screen": [(4.0, 6.0, "P1"), (6.0, 8.0, "P2")]}, reason="green"),
+        make_sample("yellow2", _order("blue", "yellow", "red", "green"), {"the yellow screen": [(2.0, 4.0, "P1")]},
+                    reason="yellow"),
     ]
