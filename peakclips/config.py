@@ -83,24 +83,40 @@ class AnnotatorConfig(Strict):
     api_key_env: str = "OPENAI_API_KEY"
     cache: str | None = None
     """SQLite response cache; None = ~/.cache/peakclips/annotator.sqlite."""
-    timeout_s: float = 120.0
-    max_retries: int = 4
-    max_concurrency: int = 16
-    queries_per_video: int = 3
-    image_size: int = 512
+    timeout_s: float = Field(120.0, gt=0)
+    """Per request (each retry gets its own)."""
+    max_retries: int = Field(4, ge=0)
+    """The openai client's retries with backoff (408/409/429/5xx, Retry-After, dropped connections)."""
+    max_concurrency: int = Field(16, ge=1)
+    """Requests in flight per annotator actor, shared by all the videos it works on."""
+    videos_per_actor: int | None = Field(None, ge=1)
+    """Videos an annotator actor works on at once, so that its requests stay in flight across
+    videos (one video alone has 1-3 requests to send while its chapters and queries are asked).
+    None = max_concurrency, which keeps about 95 % of the slots busy (docs/annotator.md)."""
+    queries_per_video: int = Field(3, ge=1)
+    image_size: int = Field(512, ge=16)
     """Longest side of the frames sent as image_url parts."""
-    max_manifest_text: int = 500
+    image_detail: Literal["auto", "low", "high"] = "auto"
+    """The image_url `detail` OpenAI bills by ("low": a fixed 85 tokens per frame)."""
+    max_manifest_text: int = Field(500, ge=1)
     """Manifest text (titles, queries) is cut to this many characters before it enters a prompt."""
-    relevance_window: int = 64
+    relevance_window: int = Field(64, ge=1)
     """At most this many scenes per relevance call; longer videos are scored in windows."""
-    chapter_size: int = 6
+    chapter_size: int = Field(6, ge=1)
     """Target number of scenes per chapter."""
-    num_actors: int = 2
+    num_actors: int = Field(2, ge=1)
     """Annotator actors (each keeps up to max_concurrency requests in flight)."""
     reference_dir: str = "manifests/reference"
     """Hand-written annotations used by the `reference` backend."""
     prices: dict[str, Price] = Field(default_factory=dict)
     """USD per million tokens, by model name, for cost accounting."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _default_videos_per_actor(cls, data: Any) -> Any:
+        if isinstance(data, dict) and data.get("videos_per_actor") is None:
+            data = {**data, "videos_per_actor": data.get("max_concurrency", 16)}
+        return data
 
 
 class ClipConfig(Strict):
@@ -181,10 +197,25 @@ class RunConfig(Strict):
             raise ValueError("clip.alpha must be below clip.beta")
         return self
 
-    def hash(self) -> str:
-        """Stable hash of everything that shapes a shard's content (ray settings excluded)."""
-        data = self.model_dump(mode="json", exclude={"ray"})
-        return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:16]
+    def hash(self, extra: str = "") -> str:
+        """Stable hash of everything that shapes a shard's content, plus `extra` (the content of
+        files the config points to, e.g. reference annotations). Keys that only say how or where
+        a run executes are left out (OPERATIONAL_KEYS), so the same dataset built on another
+        machine, with other paths or more parallelism, has the same hash."""
+        data = self.model_dump(mode="json", exclude=OPERATIONAL_KEYS)
+        return hashlib.sha256((json.dumps(data, sort_keys=True) + extra).encode()).hexdigest()[:16]
+
+
+# Machine paths, endpoints, parallelism, retries and labels: they change how a run executes,
+# never what a sample holds (the annotator's model name and prompts do, and stay in).
+OPERATIONAL_KEYS = {
+    "name": True,
+    "ray": True,
+    "ingest": {"scratch", "allowed_roots"},
+    "annotator": {"base_url", "api_key_env", "cache", "timeout_s", "max_retries", "max_concurrency",
+                  "num_actors", "reference_dir"},
+    "clip": {"num_actors"},
+}
 
 
 def valid_keys(model: type[BaseModel], prefix: str = "") -> list[str]:

@@ -1,26 +1,30 @@
 """The annotator's client: the `openai` package against any OpenAI-compatible server, with a
 response cache, one re-ask on an invalid reply, and token/cost accounting.
 
-Retries with backoff on 408/409/429/5xx, `Retry-After` and dropped connections are the
-`openai` client's own (`max_retries`); we only add what it does not do: validation of every
-reply with pydantic, a re-ask, the SQLite cache, and turning persistent failures into a
-per-video error code instead of an exception.
+Used by stage 4 (peakclips/stages/annotate.py), one client per annotator actor. Retries with
+backoff on 408/409/429/5xx, `Retry-After` and dropped connections are the `openai` client's
+own (`max_retries`); we only add what it does not do: validation of every reply with pydantic,
+a re-ask, the SQLite cache, and turning persistent failures into a per-video error code
+instead of an exception.
 """
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import os
 import sqlite3
 import threading
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from pydantic import BaseModel, ValidationError
 
 from peakclips.config import AnnotatorConfig
 from peakclips.errors import VideoError
+
+BUSY_TIMEOUT_S = 60.0  # a writer waits this long for another process's write to finish
 
 
 def default_cache_path() -> str:
@@ -29,20 +33,29 @@ def default_cache_path() -> str:
 
 
 class ResponseCache:
-    """Replies keyed by a hash of (model, prompt id and hash, messages, schema).
+    """Validated replies keyed by a hash of (model, prompt id and hash, messages, schema).
 
-    SQLite in WAL mode with a busy timeout: many worker processes on one node may share a file.
-    Only validated replies are stored, so a cached reply never needs a re-ask.
+    Many annotator actors (processes) on one node share one file: SQLite in WAL mode lets
+    readers run beside the one writer, every write is its own short transaction (autocommit),
+    and a writer that finds the file locked waits up to BUSY_TIMEOUT_S instead of failing.
+    `synchronous=NORMAL`: a power cut may lose the last replies (they are asked again), never
+    corrupt the file. The file must be on a local disk (SQLite locking does not hold on NFS),
+    so on a cluster each node has its own cache. Only validated replies are stored, so a cached
+    reply never needs a re-ask.
     """
 
     def __init__(self, path: str):
         Path(path).parent.mkdir(parents=True, exist_ok=True)
         self.path = path
-        self._lock = threading.Lock()
-        self._db = sqlite3.connect(path, timeout=60, check_same_thread=False)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("CREATE TABLE IF NOT EXISTS replies (key TEXT PRIMARY KEY, reply TEXT)")
-        self._db.commit()
+        self._lock = threading.Lock()  # one connection per process, used from worker threads
+        self._db = sqlite3.connect(path, timeout=BUSY_TIMEOUT_S, check_same_thread=False,
+                                   isolation_level=None)
+        # WAL is a property of the file: set it once (switching takes a lock, even when
+        # nothing changes), then every connection sees it.
+        if self._db.execute("PRAGMA journal_mode").fetchone()[0].lower() != "wal":
+            self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=NORMAL")
+        self._db.execute("CREATE TABLE IF NOT EXISTS replies (key TEXT PRIMARY KEY, reply TEXT NOT NULL)")
 
     @staticmethod
     def key(model: str, prompt_id: str, prompt_sha: str, messages: list, schema: dict) -> str:
@@ -57,22 +70,58 @@ class ResponseCache:
     def put(self, key: str, reply: str) -> None:
         with self._lock:
             self._db.execute("INSERT OR REPLACE INTO replies VALUES (?, ?)", (key, reply))
-            self._db.commit()
+
+    def __len__(self) -> int:
+        with self._lock:
+            return self._db.execute("SELECT COUNT(*) FROM replies").fetchone()[0]
+
+
+class Secret:
+    """The API key on its way from the driver to the workers: it never shows itself in a repr,
+    a log line or a traceback."""
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str | None):
+        self._value = value
+
+    def get(self) -> str | None:
+        return self._value
+
+    def __repr__(self) -> str:
+        return "Secret(***)"
+
+    __str__ = __repr__
+
+    @classmethod
+    def from_env(cls, cfg: AnnotatorConfig) -> Secret:
+        """The driver's key for the workers (none for backends that send no requests)."""
+        return cls(os.environ.get(cfg.api_key_env) if cfg.backend == "openai" else None)
 
 
 @dataclass
 class Usage:
-    calls: int = 0  # requests answered by the server (cache hits are not calls)
+    """What one video cost. Retries inside the openai client are not calls: only answered
+    requests are billed, and only those are counted."""
+
+    calls: int = 0  # requests answered by the server (re-asks included, cache hits not)
     cache_hits: int = 0
     prompt_tokens: int = 0
     completion_tokens: int = 0
     cost_usd: float = 0.0
-    by_prompt: dict[str, int] = field(default_factory=dict)
+
+    def columns(self) -> dict:
+        """The row columns the index and `_stats.json` are built from."""
+        return {"llm_calls": self.calls, "llm_cache_hits": self.cache_hits,
+                "prompt_tokens": self.prompt_tokens, "completion_tokens": self.completion_tokens,
+                "cost_usd": self.cost_usd}
 
 
-def api_key(cfg: AnnotatorConfig) -> str:
-    # Local servers (vLLM, llama.cpp) accept any key; the openai client insists on one.
-    return os.environ.get(cfg.api_key_env) or "EMPTY"
+def api_key(cfg: AnnotatorConfig, secret: Secret | None = None) -> str:
+    # The driver's key (shipped as a Secret) wins over the worker's environment: on a cluster,
+    # workers do not see the shell the run was started from. Local servers (vLLM, llama.cpp)
+    # accept any key; the openai client insists on one.
+    return (secret.get() if secret else None) or os.environ.get(cfg.api_key_env) or "EMPTY"
 
 
 def base_url(cfg: AnnotatorConfig) -> str | None:
@@ -82,14 +131,14 @@ def base_url(cfg: AnnotatorConfig) -> str | None:
 class LLMClient:
     """One per worker. `ask()` returns a validated reply model or raises VideoError."""
 
-    def __init__(self, cfg: AnnotatorConfig):
+    def __init__(self, cfg: AnnotatorConfig, secret: Secret | None = None):
         import openai
 
         self.cfg = cfg
         self.model = cfg.model or "default"
         self.client = openai.AsyncOpenAI(
             base_url=base_url(cfg),
-            api_key=api_key(cfg),
+            api_key=api_key(cfg, secret),
             timeout=cfg.timeout_s,
             max_retries=cfg.max_retries,
         )
@@ -108,20 +157,23 @@ class LLMClient:
     ) -> BaseModel:
         """Send one request (or answer it from the cache), validate, re-ask once if invalid.
 
-        `check(reply)` may raise ValueError for rules a schema cannot express (scene ids in order).
+        `check(reply)` may raise ValueError for rules a schema cannot express (array lengths
+        on servers that ignore the schema, chapter starts in range).
         """
         key = ResponseCache.key(self.model, prompt_id, prompt_sha, messages, schema)
-        cached = self.cache.get(key)
+        cached = await asyncio.to_thread(self.cache.get, key)  # the event loop never waits on a lock
         if cached is not None:
-            usage.cache_hits += 1
-            return reply_model.model_validate_json(cached)
+            try:
+                reply = _validate(reply_model, cached, check)
+                usage.cache_hits += 1
+                return reply
+            except (ValidationError, ValueError):
+                pass  # written by an older reply model: ask again
         conversation = list(messages)
         for attempt in range(2):
             content = await self._complete(prompt_id, conversation, schema, usage)
             try:
-                reply = reply_model.model_validate_json(content)
-                if check is not None:
-                    check(reply)
+                reply = _validate(reply_model, content, check)
             except (ValidationError, ValueError) as e:
                 if attempt == 1:
                     raise VideoError("invalid_reply", f"{prompt_id}: {_short(e)}") from None
@@ -131,7 +183,7 @@ class LLMClient:
                      "Reply again with JSON that matches the schema exactly."},
                 ]
                 continue
-            self.cache.put(key, reply.model_dump_json())
+            await asyncio.to_thread(self.cache.put, key, reply.model_dump_json())
             return reply
         raise AssertionError("unreachable")
 
@@ -148,16 +200,9 @@ class LLMClient:
                 },
                 temperature=0,
             )
-        except openai.APITimeoutError:
-            raise VideoError("llm_timeout", f"{prompt_id}: no reply within {self.cfg.timeout_s} s") from None
-        except openai.RateLimitError:
-            raise VideoError("llm_rate_limited", f"{prompt_id}: still rate-limited after retries") from None
-        except openai.APIConnectionError:
-            raise VideoError("llm_unreachable", f"{prompt_id}: connection failed after retries") from None
-        except openai.APIStatusError as e:
-            raise VideoError("llm_http_error", f"{prompt_id}: HTTP {e.status_code}") from None
+        except openai.APIError as e:  # the base of every error the client raises for a request
+            raise _error(e, prompt_id, self.cfg) from None
         usage.calls += 1
-        usage.by_prompt[prompt_id] = usage.by_prompt.get(prompt_id, 0) + 1
         if resp.usage is not None:
             usage.prompt_tokens += resp.usage.prompt_tokens
             usage.completion_tokens += resp.usage.completion_tokens
@@ -169,6 +214,40 @@ class LLMClient:
         if not resp.choices or resp.choices[0].message.content is None:
             return ""
         return resp.choices[0].message.content
+
+
+def _error(e: Exception, prompt_id: str, cfg: AnnotatorConfig) -> VideoError:
+    """The row error for a request the openai client gave up on (after its own retries).
+
+    Server messages are left out (an auth error may echo part of the key), except for 400,
+    where the message is what tells people the prompt was too long.
+    """
+    import openai
+
+    if isinstance(e, openai.APITimeoutError):  # before its base class, APIConnectionError
+        return VideoError("llm_timeout", f"{prompt_id}: no reply within {cfg.timeout_s} s")
+    if isinstance(e, openai.APIConnectionError):
+        return VideoError("llm_unreachable", f"{prompt_id}: connection failed after retries")
+    if isinstance(e, openai.RateLimitError):
+        return VideoError("llm_rate_limited", f"{prompt_id}: still rate-limited (HTTP 429) after retries")
+    if isinstance(e, (openai.AuthenticationError, openai.PermissionDeniedError)):
+        return VideoError("llm_auth_failed", f"{prompt_id}: HTTP {e.status_code}: check {cfg.api_key_env}")
+    if isinstance(e, openai.BadRequestError):
+        return VideoError("llm_bad_request", f"{prompt_id}: HTTP 400: {str(e.message)[:300]}")
+    if isinstance(e, openai.APIStatusError) and e.status_code == 408:
+        return VideoError("llm_timeout", f"{prompt_id}: the server timed out (HTTP 408) after retries")
+    if isinstance(e, openai.InternalServerError):
+        return VideoError("llm_server_error", f"{prompt_id}: HTTP {e.status_code} after retries")
+    if isinstance(e, openai.APIStatusError):
+        return VideoError("llm_http_error", f"{prompt_id}: HTTP {e.status_code}")
+    return VideoError("llm_bad_response", f"{prompt_id}: {type(e).__name__}")  # unparseable 200
+
+
+def _validate(reply_model: type[BaseModel], content: str, check) -> BaseModel:
+    reply = reply_model.model_validate_json(content)
+    if check is not None:
+        check(reply)
+    return reply
 
 
 def _short(e: Exception) -> str:

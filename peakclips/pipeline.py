@@ -13,14 +13,14 @@ from __future__ import annotations
 import json
 import os
 import time
-from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from peakclips import storage
-from peakclips.config import ConfigError, RunConfig
+from peakclips.config import OPERATIONAL_KEYS, ConfigError, RunConfig
 from peakclips.manifest import num_shards, parse_shards, plan_tasks, read_manifest
-from peakclips.stages.shard import shard_name, staging_dir
+from peakclips.resume import fingerprint, prepare, resume_key
+from peakclips.stages.shard import shard_name
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
@@ -41,19 +41,28 @@ def run_info(cfg: RunConfig, clip_note: str | None, scratch: str) -> dict:
     """Run-level facts every sample and shard records (annotator, prompts, CLIP, config hash)."""
     from peakclips.prompts import load_prompts
 
-    prompts = []
+    prompts, references = [], ""
     if cfg.annotator.backend == "openai":
         prompts = [{"id": p.id, "sha256": p.sha256} for p in load_prompts(REPO_ROOT / "prompts").values()]
-    return {
+    else:
+        from peakclips.reference import load_references
+
+        # The reference annotations shape the content; their folder's path does not.
+        references = json.dumps(load_references(cfg.annotator.reference_dir), sort_keys=True)
+    info = {
         "annotator": {"backend": cfg.annotator.backend,
                       "model": cfg.annotator.model if cfg.annotator.backend == "openai" else None,
                       "prompts": prompts},
         "clip_model": {"model": cfg.clip.model, "pretrained": cfg.clip.pretrained, "used": clip_note is None,
                        "reduce": cfg.clip.reduce, "alpha": cfg.clip.alpha, "beta": cfg.clip.beta},
         "clip_note": clip_note,
-        "config_hash": cfg.hash(),
+        "llm_price": price.model_dump() if (price := cfg.annotator.prices.get(cfg.annotator.model or "")) else None,
+        "config_hash": cfg.hash(extra=references),
+        "config": cfg.model_dump(mode="json", exclude=OPERATIONAL_KEYS),
         "scratch": scratch,
     }
+    info["fingerprint"] = fingerprint(info)
+    return info
 
 
 def preflight(cfg: RunConfig) -> str | None:
@@ -85,10 +94,19 @@ def init_ray(cfg: RunConfig) -> None:
     ray.data.DataContext.get_current().enable_progress_bars = False
 
 
+def video_items(tasks, run: dict) -> list[dict]:
+    """The rows the first stage receives: one per video, with its place in the output."""
+    return [{"index": t.index, "shard_id": t.shard_id, "key": t.key, "video_id": t.row.video_id,
+             "uri": t.row.uri, "manifest": t.row.model_dump_json(), "error": None, "error_detail": None,
+             "resume_key": resume_key(run["fingerprint"], t.index, t.key, t.row.model_dump_json())}
+            for t in tasks]
+
+
 def build_dataset(tasks, cfg: RunConfig, output: str, run: dict):
     """Chain the stages. Each stage is a callable class in an autoscaling actor pool."""
     import ray
 
+    from peakclips.llm import Secret
     from peakclips.prompts import load_prompts
     from peakclips.reference import load_references
     from peakclips.stages.annotate import Annotate
@@ -103,9 +121,7 @@ def build_dataset(tasks, cfg: RunConfig, output: str, run: dict):
     # no access to the project folder.
     prompts = load_prompts(REPO_ROOT / "prompts") if cfg.annotator.backend == "openai" else {}
     references = load_references(cfg.annotator.reference_dir) if cfg.annotator.backend == "reference" else {}
-    items = [{"index": t.index, "shard_id": t.shard_id, "key": t.key, "video_id": t.row.video_id,
-              "uri": t.row.uri, "manifest": t.row.model_dump_json(), "error": None, "error_detail": None}
-             for t in tasks]
+    items = video_items(tasks, run)
     clip_on = run["clip_model"]["used"]
     gpu = clip_on and _has_gpu()
 
@@ -117,16 +133,19 @@ def build_dataset(tasks, cfg: RunConfig, output: str, run: dict):
     def tasks_of(stage, num_cpus):
         return {"fn": _apply, "fn_kwargs": {"stage": stage}, "num_cpus": num_cpus}
 
-    def actors_of(cls, kwargs, num_cpus, max_size, num_gpus=0):
+    def actors_of(cls, kwargs, num_cpus, max_size, num_gpus=0, rows_at_once=1):
+        # rows_at_once > 1: an async stage works on that many rows per actor at once
         return {"fn": cls, "fn_constructor_kwargs": kwargs, "num_cpus": num_cpus, "num_gpus": num_gpus,
-                "compute": ray.data.ActorPoolStrategy(min_size=1, max_size=max_size)}
+                "compute": ray.data.ActorPoolStrategy(min_size=1, max_size=max_size,
+                                                      max_concurrent_calls_per_actor=rows_at_once)}
 
     ds = ray.data.from_items(items, override_num_blocks=len(items))
     ds = ds.map(**tasks_of(Ingest(cfg.ingest, run["scratch"]), 1))
     ds = ds.map(**tasks_of(Scenes(cfg.scenes), 1))
     ds = ds.map(**tasks_of(Frames(cfg.frames), 1))
-    ds = ds.map(**actors_of(Annotate, {"cfg": cfg.annotator, "prompts": prompts, "references": references},
-                            0, cfg.annotator.num_actors))
+    ds = ds.map(**actors_of(Annotate, {"cfg": cfg.annotator, "prompts": prompts, "references": references,
+                                       "secret": Secret.from_env(cfg.annotator)},
+                            0, cfg.annotator.num_actors, rows_at_once=cfg.annotator.videos_per_actor))
     ds = ds.map(**actors_of(ClipScore, {"cfg": cfg.clip, "use_clip": clip_on},
                             1 if clip_on else 0, cfg.clip.num_actors, 1 if gpu else 0))
     ds = ds.map(**actors_of(Highlights, {"cfg": cfg.highlights, "clip": cfg.clip}, 0, 1))
@@ -144,9 +163,21 @@ def _has_gpu() -> bool:
     return ray.available_resources().get("GPU", 0) >= 1
 
 
+def resolve_paths(cfg: RunConfig) -> RunConfig:
+    """Make the config's local paths absolute, relative to where `peakclips run` started.
+
+    Workers may run in another folder (a Ray job's working_dir copy on each node); they must all
+    check files against the same roots the driver resolved the manifest against.
+    """
+    ingest = cfg.ingest.model_copy(update={"allowed_roots": [os.path.abspath(r) for r in cfg.ingest.allowed_roots]})
+    annotator = cfg.annotator.model_copy(update={"reference_dir": os.path.abspath(cfg.annotator.reference_dir)})
+    return cfg.model_copy(update={"ingest": ingest, "annotator": annotator})
+
+
 def run(cfg: RunConfig, manifest: str, output: str, shards: str | None = None, force: bool = False,
         log=print) -> RunSummary:
     started = time.perf_counter()
+    cfg = resolve_paths(cfg)
     rows = read_manifest(manifest)
     tasks = plan_tasks(rows, cfg.shard_size)
     selected = parse_shards(shards, num_shards(rows, cfg.shard_size))
@@ -164,13 +195,15 @@ def run(cfg: RunConfig, manifest: str, output: str, shards: str | None = None, f
         log(f"CLIP off for this run: {clip_note}")
     scratch = cfg.ingest.scratch or storage.join(output, "_scratch")
     info = run_info(cfg, clip_note, scratch)
-    for s in todo:  # an incomplete shard is rebuilt from scratch
-        storage.remove(staging_dir(output, s), recursive=True)
-        storage.remove(storage.join(output, shard_name(s) + "_stats.json"))
-    todo_tasks = [t for t in tasks if t.shard_id in set(todo)]
-    expected = Counter(t.shard_id for t in todo_tasks)
-    log(f"building {len(todo)} shard(s) ({len(todo_tasks)} videos) into {output}; "
-        f"{len(summary.shards_skipped)} already complete")
+    if cfg.annotator.backend == "openai" and info["llm_price"] is None:
+        log(f"no price for model '{cfg.annotator.model}' in annotator.prices: cost_usd will read 0")
+    plan = prepare(output, todo, [t for t in tasks if t.shard_id in set(todo)], info, force)
+    reused = set().union(*plan.reused.values())
+    todo_tasks = [t for t in tasks if t.shard_id in set(todo) and t.index not in reused]
+    expected = {s: [t.index for t in tasks if t.shard_id == s] for s in todo}
+    log(f"building {len(todo)} shard(s) into {output}: {len(todo_tasks)} videos to process, {len(reused)} "
+        f"staged by an earlier run kept, {plan.removed} stale staged or temporary file(s) removed; "
+        f"{len(summary.shards_skipped)} shard(s) already complete")
 
     import ray
 
@@ -178,13 +211,18 @@ def run(cfg: RunConfig, manifest: str, output: str, shards: str | None = None, f
 
     init_ray(cfg)
     finalize = ray.remote(num_cpus=0.5, max_retries=2)(finalize_shard)
-    ds = build_dataset(todo_tasks, cfg, output, info)
-    staged: Counter = Counter()
-    pending = []
-    for row in ds.iter_rows():
-        staged[row["shard_id"]] += 1
-        if staged[row["shard_id"]] == expected[row["shard_id"]]:
-            pending.append(finalize.remote(output, row["shard_id"], expected[row["shard_id"]], info))
+    # A set of staged indices per shard, not a count: a retried task that reports a video twice
+    # must not finalize a shard early.
+    staged = {s: set(plan.reused.get(s, ())) for s in todo}
+    pending = [finalize.remote(output, s, expected[s], info) for s in todo if len(staged[s]) == len(expected[s])]
+    if todo_tasks:
+        for row in build_dataset(todo_tasks, cfg, output, info).iter_rows():
+            shard, done = row["shard_id"], staged[row["shard_id"]]
+            if row["index"] in done:
+                continue
+            done.add(row["index"])
+            if len(done) == len(expected[shard]):
+                pending.append(finalize.remote(output, shard, expected[shard], info))
     summary.stats = sorted(ray.get(pending), key=lambda s: s["shard"])
     for folder in (storage.join(output, "_staging"), scratch):
         if not storage.listdir(folder):
@@ -196,28 +234,10 @@ def run(cfg: RunConfig, manifest: str, output: str, shards: str | None = None, f
 
 
 def format_summary(summary: RunSummary) -> str:
-    videos, drops, errors, queries, secs = Counter(), Counter(), Counter(), Counter(), Counter()
-    highlights = 0
-    for st in summary.stats:
-        videos.update(st["videos"])
-        drops.update(st["video_drop_reasons"])
-        drops.update({f"query:{k}": v for k, v in st["query_drop_reasons"].items()})
-        errors.update(st["errors"])
-        queries.update(st["queries"])
-        secs.update(st["stage_seconds"])
-        highlights += st["highlights"]
-    lines = [
-        f"done in {summary.wall_s:.1f} s: {len(summary.shards_built)} shard(s) built, "
-        f"{len(summary.shards_skipped)} skipped",
-        f"videos: {videos['total']} in, {videos['ok']} ok, {videos['dropped']} dropped, {videos['error']} error",
-        f"queries: {queries['ok']} ok, {queries['dropped']} dropped; highlights: {highlights}",
-    ]
-    if drops:
-        lines.append("drops: " + ", ".join(f"{k}={v}" for k, v in sorted(drops.items())))
-    if errors:
-        lines.append("errors: " + ", ".join(f"{k}={v}" for k, v in sorted(errors.items())))
-    lines.append("stage seconds (sum over videos): " + ", ".join(f"{k}={v:.1f}" for k, v in secs.items()))
-    return "\n".join(lines)
+    from peakclips.stats import combine, format_funnel
+
+    return "\n".join([f"done in {summary.wall_s:.1f} s: {len(summary.shards_built)} shard(s) built, "
+                      f"{len(summary.shards_skipped)} skipped", *format_funnel(combine(summary.stats))])
 
 
 def summary_json(summary: RunSummary) -> str:

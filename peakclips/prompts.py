@@ -10,7 +10,9 @@ model whatever the server claims.
 from __future__ import annotations
 
 import copy
+import functools
 import hashlib
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -49,23 +51,34 @@ def load_prompts(folder: str | Path, versions: dict[str, int] | None = None,
 
 def render(prompt: Prompt, **variables) -> str:
     """Render with exactly the template's variables: missing or unexpected ones raise."""
-    import jinja2
-    from jinja2 import meta
-
-    env = jinja2.Environment(undefined=jinja2.StrictUndefined, keep_trailing_newline=False)
-    declared = meta.find_undeclared_variables(env.parse(prompt.text))
+    template, declared = _compile(prompt.text)
     unexpected = set(variables) - declared
     if unexpected:
         raise TypeError(f"{prompt.id}: unexpected variables {sorted(unexpected)}")
-    return env.from_string(prompt.text).render(**variables).strip() + "\n"
+    return template.render(**variables).strip() + "\n"
 
 
-def cap_text(text: str | None, limit: int) -> str:
-    """Manifest text enters prompts length-capped and without our delimiter tags."""
+@functools.lru_cache(maxsize=64)
+def _compile(text: str):
+    """Parse a template once per worker (an actor renders thousands of prompts)."""
+    import jinja2
+    from jinja2 import meta
+
+    env = jinja2.Environment(undefined=jinja2.StrictUndefined, keep_trailing_newline=False,
+                             autoescape=False)
+    return env.from_string(text), frozenset(meta.find_undeclared_variables(env.parse(text)))
+
+
+_DATA_TAG = re.compile(r"<\s*/?\s*data\s*>", re.IGNORECASE)
+
+
+def data_text(text: str | None, limit: int) -> str:
+    """Text that goes between <data> tags (manifest titles and queries, model captions):
+    without anything that reads as our delimiter (any case or spacing), and cut to `limit`
+    characters, so it cannot close the data block and talk to the model as instructions."""
     if not text:
         return ""
-    text = text.replace("<data>", "").replace("</data>", "")
-    return text[:limit]
+    return _DATA_TAG.sub(" ", text).strip()[:limit]
 
 
 # --- replies ---------------------------------------------------------------------------------

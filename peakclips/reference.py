@@ -54,8 +54,13 @@ class Reference(_Ref):
 
 def load_references(folder: str | Path) -> dict[str, dict]:
     """Read every YAML in `folder`, validated; returns plain dicts (they travel to Ray workers)."""
+    paths = sorted(Path(folder).glob("*.yaml"))
+    if not paths:
+        from peakclips.config import ConfigError
+
+        raise ConfigError(f"annotator.reference_dir {Path(folder).resolve()} holds no reference files (*.yaml)")
     refs = {}
-    for path in sorted(Path(folder).glob("*.yaml")):
+    for path in paths:
         ref = Reference.model_validate(yaml.safe_load(path.read_text()))
         for q in ref.queries:
             if len(q.scores) != len(ref.scenes):

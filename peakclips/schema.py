@@ -129,6 +129,7 @@ INDEX_COLUMNS: dict[str, str] = {
     "drop_reason": "string",
     "duration_s": "float64",
     "num_scenes": "int32",
+    "scene_starts_s": "list<float64>",  # scene i spans [starts[i], starts[i+1]) (the last: to duration_s)
     "num_highlights": "int32",
     "num_p1": "int32",
     "num_p2": "int32",
@@ -141,7 +142,8 @@ INDEX_COLUMNS: dict[str, str] = {
     "annotator_model": "string",
     "prompt_ids": "string",
     "clip_model": "string",
-    "llm_calls": "int32",
+    "llm_calls": "int32",  # requests the annotator's server answered for this video (cache hits not)
+    "llm_cache_hits": "int32",
     "prompt_tokens": "int64",
     "completion_tokens": "int64",
     "cost_usd": "float64",

@@ -7,9 +7,12 @@ Writes are atomic: bytes go to a temporary name in the same folder, then are ren
 
 from __future__ import annotations
 
+import os
+import shutil
 import uuid
 
 import fsspec
+from fsspec.implementations.local import LocalFileSystem
 
 
 def fs_and_path(uri: str):
@@ -54,6 +57,14 @@ def upload_atomic(local_path: str, uri: str) -> None:
 
 def remove(uri: str, recursive: bool = False) -> None:
     fs, path = fs_and_path(uri)
+    if isinstance(fs, LocalFileSystem):
+        # Plain os calls: fsspec's local rm consults os.getcwd(), which raises inside a Ray job
+        # whose working_dir copy has already been cleaned up.
+        if os.path.isdir(path) and recursive:
+            shutil.rmtree(path, ignore_errors=False)
+        elif os.path.lexists(path):
+            os.remove(path)
+        return
     if fs.exists(path):
         fs.rm(path, recursive=recursive)
 

@@ -1,10 +1,18 @@
 """`peakclips verify DIR`: check every shard of a finished dataset; name each defect.
 
-Per shard: the stats file exists (the shard is complete); the tar has exactly one `.json` and
-one `.mp4` per key, keys are safe and unique, members are regular files; every JSON validates
-against the sample schema; candidate frames decode and their count equals `frame_times_s`;
-the Parquet index has the pinned columns and agrees with the tar (the `ok` videos of the index
-are exactly the tar's samples). Readers never unpickle anything.
+Per shard:
+  - complete: `_stats.json`, `.tar` and `.parquet` all present;
+  - tar: regular members named `KEY.<suffix>` with safe, unique keys, each sample's members
+    adjacent, the fixed mtime; every sample has the same member set (`datasets` requires it,
+    across shards too);
+  - samples: JSON validates against the schema and carries this SCHEMA_VERSION and the shard's
+    config hash; scenes tile the video; every query scores every scene; highlights lie inside
+    the video on real scenes; the candidate frames decode to `len(frame_times_s)` frames;
+  - index: the pinned columns; its `ok` videos are the tar's samples in the same (manifest)
+    order, with the same queries and highlights;
+  - stats: counts per status, queries, highlights and errors agree with the index.
+Over the folder: no temporary files (`*.tmp-*`) and no staging left for complete shards.
+Readers never unpickle anything.
 """
 
 from __future__ import annotations
@@ -13,36 +21,24 @@ import io
 import json
 import re
 import tarfile
-from collections import defaultdict
+from collections import Counter
 
 from pydantic import ValidationError
 
 from peakclips import storage
-from peakclips.schema import INDEX_COLUMNS, Sample
+from peakclips.schema import INDEX_COLUMNS, SCHEMA_VERSION, Sample
+from peakclips.shards import shard_names
+from peakclips.stages.shard import TAR_MTIME
 
 KEY_RE = re.compile(r"^[A-Za-z0-9_-]+$")
 MEMBER_SUFFIXES = {"json", "mp4"}
 
 
-def shard_ids(output: str) -> list[str]:
-    names = storage.listdir(output)
-    return sorted({n.split(".")[0].removesuffix("_stats") for n in names
-                   if re.fullmatch(r"peakclips-\d{6}(\.tar|\.parquet|_stats\.json)", n)})
-
-
-def verify_shard(output: str, name: str, decode_frames: bool = True) -> list[str]:
-    import pyarrow.parquet as pq
-
-    from peakclips.video import decode_mp4
-
-    defects: list[str] = []
-    if not storage.exists(storage.join(output, name + "_stats.json")):
-        return [f"{name}: no {name}_stats.json (shard incomplete)"]
-    for suffix in (".tar", ".parquet"):
-        if not storage.exists(storage.join(output, name + suffix)):
-            return [f"{name}: {name}{suffix} missing"]
-    members: dict[str, dict[str, bytes]] = defaultdict(dict)
-    with tarfile.open(fileobj=io.BytesIO(storage.read_bytes(storage.join(output, name + ".tar")))) as tar:
+def read_tar(data: bytes, name: str, defects: list[str]) -> dict[str, dict[str, bytes]]:
+    """Samples in tar order: key -> {suffix: bytes}."""
+    samples: dict[str, dict[str, bytes]] = {}
+    last = None
+    with tarfile.open(fileobj=io.BytesIO(data)) as tar:
         for m in tar.getmembers():
             if not m.isfile():
                 defects.append(f"{name}: member {m.name} is not a regular file")
@@ -51,21 +47,99 @@ def verify_shard(output: str, name: str, decode_frames: bool = True) -> list[str
             if not KEY_RE.match(key) or suffix not in MEMBER_SUFFIXES:
                 defects.append(f"{name}: bad member name {m.name!r}")
                 continue
-            if suffix in members[key]:
+            if key in samples and key != last:
+                defects.append(f"{name}: members of {key} are not adjacent")
+            if suffix in samples.get(key, {}):
                 defects.append(f"{name}: duplicate member {m.name}")
-            members[key][suffix] = tar.extractfile(m).read()
+            if m.mtime != TAR_MTIME:
+                defects.append(f"{name}: {m.name} has mtime {m.mtime}, not the fixed {TAR_MTIME}")
+            samples.setdefault(key, {})[suffix] = tar.extractfile(m).read()
+            last = key
+    return samples
+
+
+def check_sample(name: str, key: str, sample: Sample, stats: dict) -> list[str]:
+    """Schema version, config hash and the internal geometry of one sample."""
+    where = f"{name}: {key}.json"
+    defects = []
+    if sample.schema_version != SCHEMA_VERSION:
+        defects.append(f"{where} has schema_version {sample.schema_version}, expected {SCHEMA_VERSION}")
+    if sample.key != key:
+        defects.append(f"{where} says key {sample.key}")
+    if sample.config_hash != stats.get("config_hash"):
+        defects.append(f"{where} has config hash {sample.config_hash}, the shard {stats.get('config_hash')}")
+    scenes = sample.scenes
+    bounds = [(s.start_s, s.end_s) for s in scenes]
+    if [s.scene_id for s in scenes] != list(range(len(scenes))) or any(
+            a[1] != b[0] for a, b in zip(bounds, bounds[1:])) or any(s >= e for s, e in bounds):
+        defects.append(f"{where}: scenes do not tile the video in order")
+    for q in sample.queries:
+        if len(q.scene_scores) != len(scenes):
+            defects.append(f"{where}: query {q.query_id} scores {len(q.scene_scores)} of {len(scenes)} scenes")
+        for h in q.highlights:
+            # times are rounded to 0.1 ms; the probed duration is not
+            if not (0 <= h.start_s < h.end_s <= sample.duration_s + 1e-3) or any(
+                    not 0 <= i < len(scenes) for i in h.scene_ids):
+                defects.append(f"{where}: query {q.query_id} has a highlight outside the video or its scenes")
+    return defects
+
+
+def check_index_and_stats(name: str, rows: list[dict], samples: dict[str, Sample], stats: dict) -> list[str]:
+    defects = []
+    ok_keys = list(dict.fromkeys(r["key"] for r in rows if r["status"] == "ok"))
+    if ok_keys != list(samples):
+        defects.append(f"{name}: index ok videos {ok_keys[:5]} disagree with the tar's samples "
+                       f"{list(samples)[:5]} (set or order)")
+    for key, sample in samples.items():
+        index_q = {r["query_id"]: json.loads(r["highlights_json"]) for r in rows if r["key"] == key and r["status"] == "ok"}
+        json_q = {q.query_id: [h.model_dump() for h in q.highlights] for q in sample.queries}
+        if index_q != json_q:
+            defects.append(f"{name}: {key}: index and JSON disagree on its kept queries or highlights")
+    status = {}
+    for r in rows:  # one status per video: a video's rows share it unless only some queries dropped
+        status[r["video_id"]] = "ok" if r["status"] == "ok" or status.get(r["video_id"]) == "ok" else r["status"]
+    want = {"total": len(status), **{s: list(status.values()).count(s) for s in ("ok", "dropped", "error")}}
+    if stats["videos"] != want:
+        defects.append(f"{name}: stats videos {stats['videos']} disagree with the index {want}")
+    queries = Counter(r["status"] for r in rows if r["query"] is not None)
+    if Counter(stats["queries"]) != queries:
+        defects.append(f"{name}: stats queries {stats['queries']} disagree with the index {dict(queries)}")
+    highlights = sum(r["num_highlights"] for r in rows if r["status"] == "ok")
+    if stats["highlights"] != highlights:
+        defects.append(f"{name}: stats say {stats['highlights']} highlights, the index {highlights}")
+    errors = Counter(r["error"] for r in {r["video_id"]: r for r in rows}.values() if r["error"])
+    if Counter(stats["errors"]) != errors:
+        defects.append(f"{name}: stats errors {stats['errors']} disagree with the index {dict(errors)}")
+    if stats.get("shard") != name or stats.get("schema_version") != SCHEMA_VERSION:
+        defects.append(f"{name}: stats name {stats.get('shard')} or schema version {stats.get('schema_version')} wrong")
+    return defects
+
+
+def verify_shard(output: str, name: str, decode_frames: bool = True) -> tuple[list[str], set[frozenset]]:
+    """(defects, the member sets its samples have)."""
+    import pyarrow.parquet as pq
+
+    from peakclips.video import decode_mp4
+
+    if not storage.exists(storage.join(output, name + "_stats.json")):
+        return [f"{name}: no {name}_stats.json (shard incomplete)"], set()
+    for suffix in (".tar", ".parquet"):
+        if not storage.exists(storage.join(output, name + suffix)):
+            return [f"{name}: {name}{suffix} missing"], set()
+    defects: list[str] = []
+    stats = json.loads(storage.read_bytes(storage.join(output, name + "_stats.json")))
+    members = read_tar(storage.read_bytes(storage.join(output, name + ".tar")), name, defects)
+    samples: dict[str, Sample] = {}
     for key, parts in members.items():
-        missing = MEMBER_SUFFIXES - set(parts)
-        if missing:
-            defects.append(f"{name}: sample {key} lacks {sorted(missing)}")
+        if set(parts) != MEMBER_SUFFIXES:
+            defects.append(f"{name}: sample {key} has members {sorted(parts)}, expected {sorted(MEMBER_SUFFIXES)}")
             continue
         try:
-            sample = Sample.model_validate_json(parts["json"])
+            samples[key] = sample = Sample.model_validate_json(parts["json"])
         except ValidationError as e:
             defects.append(f"{name}: {key}.json fails the schema: {e.errors()[0]['loc']}: {e.errors()[0]['msg']}")
             continue
-        if sample.key != key:
-            defects.append(f"{name}: {key}.json says key {sample.key}")
+        defects += check_sample(name, key, sample, stats)
         if decode_frames:
             try:
                 n = len(decode_mp4(parts["mp4"]))
@@ -76,24 +150,26 @@ def verify_shard(output: str, name: str, decode_frames: bool = True) -> list[str
                 defects.append(f"{name}: {key}.mp4 has {n} frames, frame_times_s has {len(sample.frame_times_s)}")
     table = pq.read_table(io.BytesIO(storage.read_bytes(storage.join(output, name + ".parquet"))))
     if table.column_names != list(INDEX_COLUMNS):
-        defects.append(f"{name}: index columns differ from the schema")
-        return defects
-    rows = table.to_pylist()
-    ok_keys = {r["key"] for r in rows if r["status"] == "ok"}
-    if ok_keys != set(members):
-        defects.append(f"{name}: index ok videos {sorted(ok_keys ^ set(members))[:5]} disagree with the tar")
-    stats = json.loads(storage.read_bytes(storage.join(output, name + "_stats.json")))
-    if stats["videos"]["ok"] != len(members):
-        defects.append(f"{name}: stats say {stats['videos']['ok']} ok videos, tar has {len(members)}")
-    return defects
+        return defects + [f"{name}: index columns differ from the schema"], set()
+    if len(samples) == len(members):  # cross-checks only make sense on readable samples
+        defects += check_index_and_stats(name, table.to_pylist(), samples, stats)
+    return defects, {frozenset(p) for p in members.values()}
 
 
 def verify(output: str, decode_frames: bool = True) -> tuple[int, list[str]]:
     """Returns (number of shards checked, defects)."""
-    names = shard_ids(output)
+    names = shard_names(output)
     if not names:
         return 0, [f"{output}: no shards found"]
-    defects = []
+    defects, member_sets = [], set()
     for name in names:
-        defects += verify_shard(output, name, decode_frames)
+        found, sets = verify_shard(output, name, decode_frames)
+        defects += found
+        member_sets |= sets
+    if len(member_sets) > 1:
+        defects.append(f"{output}: samples have different member sets: {sorted(sorted(s) for s in member_sets)}")
+    defects += [f"{output}: temporary file {n} left" for n in storage.listdir(output) if ".tmp-" in n]
+    complete = {n.removeprefix("peakclips-") for n in names if storage.exists(storage.join(output, n + "_stats.json"))}
+    defects += [f"{output}: staging left for complete shard {s}" for s in storage.listdir(storage.join(output, "_staging"))
+                if s in complete]
     return len(names), defects

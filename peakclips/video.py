@@ -145,6 +145,14 @@ def decode_jpeg(data: bytes) -> np.ndarray:
     return np.asarray(Image.open(io.BytesIO(data)).convert("RGB"))
 
 
+# x264 settings for every stored frame stream. `mbtree=0`: with macroblock-tree rate control and
+# B-frames, x264 (the build PyAV ships) gives different bytes for identical input once the
+# process has encoded a few streams (Ray reuses worker processes), so shards would not be
+# reproducible; turning it off makes the output byte-stable (tests/test_determinism.py) for
+# about 7-18 % more bytes at the same CRF. One thread: no thread-count-dependent decisions.
+X264_OPTIONS = {"preset": "medium", "threads": "1", "x264-params": "mbtree=0"}
+
+
 def encode_mp4(frames: list[np.ndarray], crf: int = 23) -> bytes:
     """Encode equally sized RGB frames as a short H.264 stream (one frame per time unit).
 
@@ -157,8 +165,7 @@ def encode_mp4(frames: list[np.ndarray], crf: int = 23) -> bytes:
     with av.open(buf, mode="w", format="mp4") as out:
         stream = out.add_stream("libx264", rate=1)
         stream.width, stream.height, stream.pix_fmt = w, h, "yuv420p"
-        # Deterministic output: no threads-dependent decisions, fixed options.
-        stream.options = {"crf": str(crf), "preset": "medium", "threads": "1"}
+        stream.options = {"crf": str(crf), **X264_OPTIONS}
         out.metadata["creation_time"] = "1970-01-01T00:00:00Z"
         for img in frames:
             for packet in stream.encode(av.VideoFrame.from_ndarray(img, format="rgb24")):

@@ -19,7 +19,8 @@ Benchmarks run it standalone and point OPENAI_BASE_URL at the printed URL::
     python -m tests.llm_server --port 8000 --latency 0.2 --faults 429=0.1,500=0.1
 
 Fault kinds (FAULT_KINDS): 429 (with Retry-After and retry-after-ms), 500, 503 (also with
-Retry-After), 408, drop (connection closed, no response), slow (sleeps ``slow_s`` before a normal
+Retry-After), 408, 401 (its message echoes the key sent, as the worst real servers do), drop
+(connection closed, no response), slow (sleeps ``slow_s`` before a normal
 reply), malformed_json, out_of_range, wrong_length, extra_key (200 replies whose content breaks the
 schema). Faults apply to chat completions only; every request that reaches the handler is recorded.
 """
@@ -42,8 +43,8 @@ from typing import Any
 
 HOST = "127.0.0.1"  # loopback only, ever: never a parameter
 FAULT_KINDS = ("429", "500", "503", "408", "drop", "slow",
-               "malformed_json", "out_of_range", "wrong_length", "extra_key")
-STATUS_FAULTS = {"429": 429, "500": 500, "503": 503, "408": 408}
+               "malformed_json", "out_of_range", "wrong_length", "extra_key", "401")
+STATUS_FAULTS = {"429": 429, "500": 500, "503": 503, "408": 408, "401": 401}
 CONTENT_FAULTS = ("malformed_json", "out_of_range", "wrong_length", "extra_key")
 CHARS_PER_TOKEN = 4  # deterministic token estimate, close to real tokenizers on English text
 IMAGE_TOKENS = 85  # what OpenAI charges a low-detail image; a fixed, predictable number
@@ -250,7 +251,8 @@ class _Handler(BaseHTTPRequestHandler):
         except ValueError:
             body = None
         is_chat = path.endswith("/chat/completions")
-        fault = fake._record("POST", path, body, self.headers, chat=is_chat)
+        record = fake._record("POST", path, body, self.headers, chat=is_chat)
+        fault = record["fault"]
         fake._sleep(fake.latency_s)
         if not is_chat:
             return self._error(404, f"no route for POST {path}")
@@ -264,12 +266,17 @@ class _Handler(BaseHTTPRequestHandler):
             if fault in ("429", "503"):  # the statuses that carry Retry-After in the wild
                 headers = {"Retry-After": f"{fake.retry_after_s:g}",
                            "retry-after-ms": str(int(fake.retry_after_s * 1000))}
-            return self._error(STATUS_FAULTS[fault], f"injected fault {fault}", headers)
+            message = f"injected fault {fault}"
+            if fault == "401":  # the worst a real server does: echo the key it refused
+                message = f"Incorrect API key provided: {self.headers.get('Authorization')}"
+            return self._error(STATUS_FAULTS[fault], message, headers)
         if fault == "slow":
             fake._sleep(fake.slow_s)
         if not isinstance(body, dict) or not isinstance(body.get("messages"), list):
             return self._error(400, "body must be a JSON object with a 'messages' list")
-        self._send_json(200, fake._completion(body, fault))
+        completion = fake._completion(body, fault)
+        record["usage"] = completion["usage"]  # what this reply bills, for accounting checks
+        self._send_json(200, completion)
         return None
 
 
@@ -386,7 +393,8 @@ class FakeLLMServer:
     # -- recording ---------------------------------------------------------------------------
     @property
     def requests(self) -> list[dict]:
-        """A snapshot of {index, method, path, body, fault, time (monotonic s), headers}."""
+        """A snapshot of {index, method, path, body, fault, time (monotonic s), headers,
+        auth_sha256, usage (of a 200 reply, else None)}."""
         with self._lock:
             return list(self._records)
 
@@ -419,19 +427,24 @@ class FakeLLMServer:
                 return kind
         return "ok"
 
-    def _record(self, method: str, path: str, body: Any, headers: Any, *, chat: bool) -> str:
+    def _record(self, method: str, path: str, body: Any, headers: Any, *, chat: bool) -> dict:
         with self._lock:
             fault = "ok"
             if chat:
                 fault, self._chat_index = self._fault_for(self._chat_index), self._chat_index + 1
-            self._records.append({
+            auth = headers.get("Authorization")
+            record = {
                 "index": len(self._records), "method": method, "path": path, "body": body,
                 "fault": fault, "time": time.monotonic(),
-                # The key is never kept: records may end up in assertion messages.
+                # The key is never kept: records may end up in assertion messages. Its hash
+                # lets a test check which key was sent.
                 "headers": {k.lower(): v for k, v in headers.items()
                             if k.lower() != "authorization"},
-            })
-            return fault
+                "auth_sha256": hashlib.sha256(auth.encode()).hexdigest() if auth else None,
+                "usage": None,  # set when a 200 reply is sent
+            }
+            self._records.append(record)
+            return record
 
     def _track(self, conn: socket.socket, add: bool) -> None:
         with self._lock:

@@ -59,3 +59,9 @@ def test_config_hash_changes_with_content_not_ray_settings():
     a = load_config(None)
     assert a.hash() == load_config(None, ["ray.num_cpus=1"]).hash()
     assert a.hash() != load_config(None, ["highlights.w1=0.8"]).hash()
+
+
+def test_config_hash_ignores_where_things_are_on_this_machine():
+    a = load_config(None, ["ingest.allowed_roots=[/a]", "annotator.cache=/x.sqlite"])
+    b = load_config(None, ["ingest.allowed_roots=[/b]", "annotator.reference_dir=/elsewhere"])
+    assert a.hash() == b.hash()

@@ -27,14 +27,23 @@ class Stage:
     def __call__(self, row: dict[str, Any]) -> dict[str, Any]:
         started = time.perf_counter()
         if row.get("error"):
-            row.update(copy.deepcopy(self.empty))
+            return self.finish(row, None, started)
+        try:
+            out = self.process(row)
+        except VideoError as e:
+            return self.finish(row, e, started)
+        return self.finish(row, out, started)
+
+    def finish(self, row: dict[str, Any], out: dict | VideoError | None, started: float) -> dict[str, Any]:
+        """Put a stage's outcome on the row: its columns, or the empty ones and the error
+        (`out` is None for a row that had already failed). Async stages call it too."""
+        if isinstance(out, dict):
+            row.update(out)
         else:
-            try:
-                row.update(self.process(row))
-            except VideoError as e:
-                row.update(copy.deepcopy(self.empty))
-                row["error"] = f"{self.name}:{e.code}"
-                row["error_detail"] = e.detail[:1000]
+            row.update(copy.deepcopy(self.empty))
+        if isinstance(out, VideoError):
+            row["error"] = f"{self.name}:{out.code}"
+            row["error_detail"] = out.detail[:1000]
         row[f"t_{self.name}_s"] = time.perf_counter() - started
         row["nodes"] = list(row.get("nodes") or []) + [_node_id()]
         return row

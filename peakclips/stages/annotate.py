@@ -7,7 +7,12 @@ Order of calls for one video (backend `openai`), each validated and cached (peak
      `annotator.queries_per_video` of them from the captions;
   4. relevance: one call per query over all scenes (windows of `annotator.relevance_window`
      scenes for long videos), a 1-5 score and a one-sentence reason per scene.
-So a video costs scenes + 2 + queries calls (+1 per extra window), not scenes x queries.
+So a video costs scenes + queries + 2 calls (+1 per extra window), not scenes x queries.
+
+Concurrency: the stage is async. Ray Data runs `annotator.videos_per_actor` videos at once on
+each actor's event loop, and all their requests share one `annotator.max_concurrency` semaphore,
+so requests stay in flight across videos. A video's first failed request stops its requests
+not yet sent; those already in flight finish (answered ones are cached and counted).
 The `reference` backend (peakclips/reference.py) fills the same columns from hand-written files.
 """
 
@@ -16,24 +21,32 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from pydantic import BaseModel
 
 from peakclips.config import AnnotatorConfig
 from peakclips.errors import VideoError
+from peakclips.llm import Secret, Usage
 from peakclips.prompts import (
     CaptionReply,
     ChaptersReply,
     Prompt,
     QueriesReply,
     RelevanceReply,
-    cap_text,
+    data_text,
     render,
     reply_schema,
 )
 from peakclips.reference import annotate_reference
 from peakclips.stages import Stage
 
+CAPTION_CHARS = 1000  # a caption quoted in a later prompt (the reply model's own limit)
 
-def image_part(jpeg: bytes, size: int) -> dict:
+
+def image_part(jpeg: bytes, size: int, detail: str = "auto") -> dict:
     """A JPEG as an OpenAI `image_url` content part, downscaled to `size` on its longest side."""
     import io
 
@@ -45,7 +58,8 @@ def image_part(jpeg: bytes, size: int) -> dict:
         buf = io.BytesIO()
         img.convert("RGB").save(buf, format="JPEG", quality=85)
         jpeg = buf.getvalue()
-    return {"type": "image_url", "image_url": {"url": "data:image/jpeg;base64," + base64.b64encode(jpeg).decode()}}
+    url = "data:image/jpeg;base64," + base64.b64encode(jpeg).decode()
+    return {"type": "image_url", "image_url": {"url": url, "detail": detail}}
 
 
 def chapters_from_reply(reply: ChaptersReply, scenes: list[dict]) -> list[dict]:
@@ -62,8 +76,8 @@ def chapters_from_reply(reply: ChaptersReply, scenes: list[dict]) -> list[dict]:
             raise ValueError(f"chapter starts at scene {ch.first_scene}; the video has {len(scenes)}")
         starts.setdefault(ch.first_scene, ch.caption)
     firsts = sorted(starts)
+    captions = [starts[f] for f in firsts]
     firsts[0] = 0
-    captions = [starts[f] for f in sorted(starts)]
     out = []
     for i, (first, caption) in enumerate(zip(firsts, captions)):
         end = firsts[i + 1] if i + 1 < len(firsts) else len(scenes)
@@ -79,112 +93,181 @@ def require_length(items: list, n: int, name: str) -> None:
         raise ValueError(f"{name} has {len(items)} entries, expected {n}")
 
 
-def manifest_queries(manifest: dict) -> list[dict]:
-    queries = [{"query": q, "origin": "manifest"} for q in manifest.get("queries", [])]
-    queries += [{"query": qa["question"], "origin": "qa"} for qa in manifest.get("qa", [])]
-    return queries
+def manifest_queries(manifest: dict, limit: int | None = None) -> list[dict]:
+    """The manifest's queries, then its qa questions, as queries (delimiter-free, capped)."""
+    texts = [(q, "manifest") for q in manifest.get("queries", [])]
+    texts += [(qa["question"], "qa") for qa in manifest.get("qa", [])]
+    return [{"query": data_text(t, limit) if limit else t, "origin": o} for t, o in texts]
+
+
+# --- the requests ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Call:
+    """One request: the prompt it renders, the user message, and the reply it asks for."""
+
+    prompt: Prompt
+    content: str | list[dict]
+    reply_model: type[BaseModel]
+    schema: dict
+    check: Callable | None = None
+
+
+@dataclass(frozen=True)
+class Video:
+    """What the templates are told about a video besides its scenes."""
+
+    duration_s: float
+    title: str
+
+
+def caption_call(prompts: dict[str, Prompt], cfg: AnnotatorConfig, video: Video, scene: dict,
+                 jpegs: list[bytes]) -> Call:
+    frames = [j for j in jpegs if j]
+    if not frames:
+        raise VideoError("no_scene_frames", f"scene {scene['scene_id']} has no frames to caption")
+    p = prompts["scene_caption"]
+    text = render(p, num_frames=len(frames), scene_id=scene["scene_id"], start_s=scene["start_s"],
+                  end_s=scene["end_s"], duration_s=video.duration_s, title=video.title)
+    parts = [{"type": "text", "text": text}] + [image_part(j, cfg.image_size, cfg.image_detail) for j in frames]
+    return Call(p, parts, CaptionReply, reply_schema(CaptionReply))
+
+
+def chapters_call(prompts: dict[str, Prompt], cfg: AnnotatorConfig, video: Video, listed: list[dict]) -> Call:
+    p = prompts["chapters"]
+    text = render(p, scenes=listed, duration_s=video.duration_s, title=video.title,
+                  chapter_size=cfg.chapter_size)
+    schema = reply_schema(ChaptersReply, item_max={"chapters.first_scene": len(listed) - 1})
+    return Call(p, text, ChaptersReply, schema, check=lambda r: chapters_from_reply(r, listed))
+
+
+def queries_call(prompts: dict[str, Prompt], cfg: AnnotatorConfig, video: Video, listed: list[dict],
+                 summary: str) -> Call:
+    p, n = prompts["queries"], cfg.queries_per_video
+    text = render(p, scenes=listed, summary=data_text(summary, 2 * CAPTION_CHARS),
+                  duration_s=video.duration_s, title=video.title, num_queries=n)
+    return Call(p, text, QueriesReply, reply_schema(QueriesReply, pin={"queries": n}),
+                check=lambda r: require_length(r.queries, n, "queries"))
+
+
+def relevance_calls(prompts: dict[str, Prompt], cfg: AnnotatorConfig, video: Video, listed: list[dict],
+                    query: str) -> list[Call]:
+    """One call per window of `relevance_window` scenes (one window unless the video is long)."""
+    p, calls = prompts["relevance"], []
+    for lo in range(0, len(listed), cfg.relevance_window):
+        window = listed[lo:lo + cfg.relevance_window]
+        n = len(window)
+        text = render(p, query=query, scenes=window, duration_s=video.duration_s)
+        calls.append(Call(p, text, RelevanceReply, reply_schema(RelevanceReply, pin={"scores": n}),
+                          check=lambda r, n=n: require_length(r.scores, n, "scores")))
+    return calls
+
+
+# --- the openai backend ----------------------------------------------------------------------
+
+
+class _Job:
+    """One video's requests: its usage, and its first failure (which stops the unsent ones)."""
+
+    def __init__(self, usage: Usage):
+        self.usage = usage
+        self.failed: VideoError | None = None
 
 
 class OpenAIAnnotator:
-    def __init__(self, cfg: AnnotatorConfig, prompts: dict[str, Prompt]):
+    def __init__(self, cfg: AnnotatorConfig, prompts: dict[str, Prompt], secret: Secret | None = None):
         from peakclips.llm import LLMClient
 
         self.cfg = cfg
         self.prompts = prompts
-        self.client = LLMClient(cfg)
-        # One event loop for the life of the worker: the async HTTP client's connection pool is
-        # bound to the loop it first ran on, so a fresh asyncio.run() per video would break it.
-        self.loop = asyncio.new_event_loop()
+        self.client = LLMClient(cfg, secret)
+        self.system = render(prompts["system"])
+        # Created outside any loop; it binds to the loop of its first use (Ray Data's UDF loop).
+        self.sem = asyncio.Semaphore(cfg.max_concurrency)
 
-    def run(self, row: dict, usage) -> dict:
-        return self.loop.run_until_complete(self.annotate(row, usage))
-
-    def _messages(self, name: str, content) -> list[dict]:
-        return [
-            {"role": "system", "content": render(self.prompts["system"])},
-            {"role": "user", "content": content},
-        ]
-
-    async def _ask(self, name, content, reply_model, usage, sem, pin=None, item_max=None, check=None):
-        p = self.prompts[name]
-        async with sem:
-            return await self.client.ask(p.id, p.sha256, self._messages(name, content), reply_model,
-                                         reply_schema(reply_model, pin, item_max), usage, check)
-
-    async def annotate(self, row: dict, usage) -> dict:
-        cfg = self.cfg
-        sem = asyncio.Semaphore(cfg.max_concurrency)
+    async def annotate(self, row: dict, usage: Usage) -> dict:
+        cfg, prompts, job = self.cfg, self.prompts, _Job(usage)
         manifest = json.loads(row["manifest"])
-        title = cap_text((manifest.get("metadata") or {}).get("title"), cfg.max_manifest_text)
-        scenes, duration = row["scenes"], row["duration_s"]
+        scenes = row["scenes"]
+        video = Video(row["duration_s"], data_text((manifest.get("metadata") or {}).get("title"),
+                                                   cfg.max_manifest_text))
 
-        async def caption(scene, jpegs):
-            text = render(self.prompts["scene_caption"], num_frames=len(jpegs), scene_id=scene["scene_id"],
-                          start_s=scene["start_s"], end_s=scene["end_s"], duration_s=duration, title=title)
-            parts = [{"type": "text", "text": text}] + [image_part(j, cfg.image_size) for j in jpegs if j]
-            return (await self._ask("scene_caption", parts, CaptionReply, usage, sem)).caption
-
-        captions = await asyncio.gather(*(caption(s, f) for s, f in zip(scenes, row["scene_frames"])))
-        listed = [dict(s, caption=c) for s, c in zip(scenes, captions)]
-        text = render(self.prompts["chapters"], scenes=listed, duration_s=duration, title=title,
-                      chapter_size=cfg.chapter_size)
-        chapters_reply = await self._ask("chapters", text, ChaptersReply, usage, sem,
-                                         item_max={"chapters.first_scene": len(scenes) - 1},
-                                         check=lambda r: chapters_from_reply(r, scenes))
+        captions = [r.caption for r in await self._all(job, [
+            caption_call(prompts, cfg, video, s, f) for s, f in zip(scenes, row["scene_frames"])])]
+        listed = [dict(s, caption=data_text(c, CAPTION_CHARS)) for s, c in zip(scenes, captions)]
+        chapters_reply = await self._ask(job, chapters_call(prompts, cfg, video, listed))
         chapters = chapters_from_reply(chapters_reply, scenes)
         summary = chapters_reply.summary
 
-        queries = manifest_queries(manifest)
-        for q in queries:
-            q["query"] = cap_text(q["query"], cfg.max_manifest_text)
+        queries = manifest_queries(manifest, cfg.max_manifest_text)
         if not queries:
-            text = render(self.prompts["queries"], scenes=listed, summary=summary, duration_s=duration,
-                          title=title, num_queries=cfg.queries_per_video)
-            reply = await self._ask("queries", text, QueriesReply, usage, sem,
-                                    pin={"queries": cfg.queries_per_video},
-                                    check=lambda r: require_length(r.queries, cfg.queries_per_video, "queries"))
+            reply = await self._ask(job, queries_call(prompts, cfg, video, listed, summary))
             queries = [{"query": q, "origin": "generated"} for q in reply.queries]
 
-        async def relevance(query: str):
-            scores, reasons = [], []
-            for lo in range(0, len(listed), cfg.relevance_window):
-                window = listed[lo:lo + cfg.relevance_window]
-                n = len(window)
-                text = render(self.prompts["relevance"], query=query, scenes=window, duration_s=duration)
-                reply = await self._ask("relevance", text, RelevanceReply, usage, sem, pin={"scores": n},
-                                        check=lambda r, n=n: require_length(r.scores, n, "scores"))
-                scores += [s.score for s in reply.scores]
-                reasons += [s.reason for s in reply.scores]
-            return scores, reasons
+        per_query = [relevance_calls(prompts, cfg, video, listed, data_text(q["query"], cfg.max_manifest_text))
+                     for q in queries]
+        replies = iter(await self._all(job, [c for calls in per_query for c in calls]))
+        scores, reasons = [], []
+        for calls in per_query:
+            items = [item for _ in calls for item in next(replies).scores]
+            scores.append([i.score for i in items])
+            reasons.append([i.reason for i in items])
+        return {"captions": captions, "chapters": chapters, "summary": summary, "queries": queries,
+                "llm_scores": scores, "llm_reasons": reasons}
 
-        results = await asyncio.gather(*(relevance(q["query"]) for q in queries))
-        return {
-            "captions": list(captions),
-            "chapters": chapters,
-            "summary": summary,
-            "queries": queries,
-            "llm_scores": [r[0] for r in results],
-            "llm_reasons": [r[1] for r in results],
-        }
+    def messages(self, call: Call) -> list[dict]:
+        return [{"role": "system", "content": self.system}, {"role": "user", "content": call.content}]
+
+    async def _ask(self, job: _Job, call: Call):
+        async with self.sem:
+            if job.failed:  # another request of this video failed while this one waited
+                raise job.failed
+            try:
+                return await self.client.ask(call.prompt.id, call.prompt.sha256, self.messages(call),
+                                             call.reply_model, call.schema, job.usage, call.check)
+            except VideoError as e:
+                job.failed = job.failed or e
+                raise
+
+    async def _all(self, job: _Job, calls: list[Call]) -> list:
+        """Every call at once; wait for all of them (so the usage is complete), then raise the
+        video's first failure, if any."""
+        results = await asyncio.gather(*(self._ask(job, c) for c in calls), return_exceptions=True)
+        for r in results:
+            if isinstance(r, VideoError):
+                raise job.failed or r
+            if isinstance(r, BaseException):
+                raise r
+        return results
 
 
 class Annotate(Stage):
     name = "annotate"
     empty = {
         "captions": [], "chapters": [], "summary": "", "queries": [], "llm_scores": [],
-        "llm_reasons": [], "llm_calls": 0, "llm_cache_hits": 0, "prompt_tokens": 0,
-        "completion_tokens": 0, "cost_usd": 0.0,
+        "llm_reasons": [], **Usage().columns(),
     }
 
-    def __init__(self, cfg: AnnotatorConfig, prompts: dict[str, Prompt], references: dict[str, dict]):
+    def __init__(self, cfg: AnnotatorConfig, prompts: dict[str, Prompt], references: dict[str, dict],
+                 secret: Secret | None = None):
         self.cfg = cfg
         self.references = references
-        self.backend = OpenAIAnnotator(cfg, prompts) if cfg.backend == "openai" else None
+        self.backend = OpenAIAnnotator(cfg, prompts, secret) if cfg.backend == "openai" else None
 
-    def process(self, row: dict) -> dict:
-        from peakclips.llm import Usage
+    async def __call__(self, row: dict) -> dict:
+        """Async, so that Ray Data keeps several videos in flight on one actor."""
+        started, usage, out = time.perf_counter(), Usage(), None
+        if not row.get("error"):
+            try:
+                out = await self.annotate(row, usage)
+            except VideoError as e:
+                out = e
+        row = self.finish(row, out, started)
+        row.update(usage.columns())  # what was spent, also when the video failed
+        return row
 
-        usage = Usage()
+    async def annotate(self, row: dict, usage: Usage) -> dict:
         if self.backend is None:
             manifest = json.loads(row["manifest"])
             # qa questions the reference never scored stay multiple-choice items only (they still
@@ -192,15 +275,9 @@ class Annotate(Stage):
             queries = [q["query"] for q in manifest_queries(manifest) if q["origin"] == "manifest"]
             out = annotate_reference(self.references.get(row["video_id"]), row["video_id"], row["scenes"], queries)
         else:
-            out = self.backend.run(row, usage)
+            out = await self.backend.annotate(row, usage)
         if not out["queries"]:
             raise VideoError("no_queries", "the annotator produced no query")
         for i, q in enumerate(out["queries"]):
             q["query_id"] = i
-        return out | {
-            "llm_calls": usage.calls,
-            "llm_cache_hits": usage.cache_hits,
-            "prompt_tokens": usage.prompt_tokens,
-            "completion_tokens": usage.completion_tokens,
-            "cost_usd": usage.cost_usd,
-        }
+        return out

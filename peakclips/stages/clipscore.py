@@ -45,8 +45,12 @@ def pick_device(cfg: ClipConfig) -> str:
 def load_clip(cfg: ClipConfig, device: str = "cpu"):
     """(model, preprocess, tokenizer) for cfg; raises on weights or tokenizer that cannot load."""
     import open_clip
+    import torch
 
-    with _short_hub_timeouts():
+    # Random weights (pretrained=None, tests only) come from a fixed seed, so every actor and
+    # every run scores with the same model and the samples stay reproducible.
+    with _short_hub_timeouts(), torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
         model, _, preprocess = open_clip.create_model_and_transforms(
             cfg.model, pretrained=cfg.pretrained, device=device,
             precision="fp16" if device == "cuda" else "fp32",

@@ -16,7 +16,7 @@ import numpy as np
 from peakclips.config import FramesConfig
 from peakclips.errors import VideoError
 from peakclips.stages import Stage
-from peakclips.video import encode_jpeg, fit_size, iter_frames, to_rgb
+from peakclips.video import X264_OPTIONS, encode_jpeg, fit_size, iter_frames, to_rgb
 
 
 def midpoints(start: float, end: float, n: int) -> list[float]:
@@ -40,7 +40,7 @@ class _Mp4Writer:
         self.out.metadata["creation_time"] = "1970-01-01T00:00:00Z"
         self.stream = self.out.add_stream("libx264", rate=1)
         self.stream.width, self.stream.height, self.stream.pix_fmt = width, height, "yuv420p"
-        self.stream.options = {"crf": "23", "preset": "medium", "threads": "1"}
+        self.stream.options = {"crf": "23", **X264_OPTIONS}  # byte-stable output (see video.py)
 
     def add(self, img: np.ndarray) -> None:
         import av

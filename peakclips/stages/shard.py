@@ -2,8 +2,9 @@
 
 Two steps, so the pipeline streams and nothing needs the driver's disk:
   - `StageSample` (a Ray Data stage, per video) writes `_staging/NNNNNN/<index>.json`
-    (the sample JSON, its index rows, timings) and `<index>.mp4` (the candidate frames) to the
-    output location. The JSON is written last and atomically: its presence means the video is done.
+    (the sample JSON, its index rows, timings, its resume key) and `<index>.mp4` (the candidate
+    frames) to the output location. The JSON is written last and atomically: its presence means
+    the video is done, and a resumed run keeps it when the resume key matches (peakclips/resume.py).
   - `finalize_shard` (a Ray task, per shard, launched by the driver once every video of the shard
     is staged) builds `peakclips-NNNNNN.tar` (WebDataset; samples in manifest order, fixed mtime)
     and `peakclips-NNNNNN.parquet` under temporary names, verifies and renames them, writes
@@ -74,10 +75,12 @@ def build_index_rows(row: dict, run: dict) -> list[dict]:
         "video_id": row["video_id"], "key": row["key"], "shard_id": row["shard_id"],
         "error": row.get("error") or None, "error_detail": row.get("error_detail") or None,
         "duration_s": row.get("duration_s") or None, "num_scenes": len(row.get("scenes") or []),
+        "scene_starts_s": [s["start_s"] for s in row.get("scenes") or []] or None,
         "annotator_backend": run["annotator"]["backend"], "annotator_model": run["annotator"]["model"],
         "prompt_ids": ",".join(p["id"] for p in run["annotator"]["prompts"]),
         "clip_model": run["clip_model"]["model"] if run["clip_model"] and run["clip_model"]["used"] else None,
-        "llm_calls": row.get("llm_calls", 0), "prompt_tokens": row.get("prompt_tokens", 0),
+        "llm_calls": row.get("llm_calls", 0), "llm_cache_hits": row.get("llm_cache_hits", 0),
+        "prompt_tokens": row.get("prompt_tokens", 0),
         "completion_tokens": row.get("completion_tokens", 0), "cost_usd": row.get("cost_usd", 0.0),
         "config_hash": run["config_hash"],
     }
@@ -122,7 +125,7 @@ class StageSample(Stage):
         timings = {s: row.get(f"t_{s}_s", 0.0) for s in STAGE_NAMES[:-1]}
         timings["shard"] = time.perf_counter() - started
         status = "error" if row.get("error") else row["status"]
-        record = {"index": row["index"], "key": row["key"], "status": status,
+        record = {"index": row["index"], "key": row["key"], "resume_key": row["resume_key"], "status": status,
                   "error": row.get("error") or None, "drop_reason": row.get("drop_reason") or None,
                   "sample": sample,
                   "index_rows": build_index_rows(row, self.run), "timings": timings,
@@ -147,16 +150,18 @@ def _add_member(tar: tarfile.TarFile, name: str, data: bytes) -> None:
     tar.addfile(info, io.BytesIO(data))
 
 
-def finalize_shard(output: str, shard_id: int, expected: int, run: dict) -> dict:
-    """Assemble shard `shard_id` from its staged videos; returns the stats dict."""
+def finalize_shard(output: str, shard_id: int, expected: list[int], run: dict) -> dict:
+    """Assemble shard `shard_id` from its staged videos (manifest indices `expected`, in order);
+    returns the stats dict. Idempotent: a retry or a resumed run rebuilds the same files."""
     import pyarrow.parquet as pq
 
     folder = staging_dir(output, shard_id)
     records = [json.loads(storage.read_bytes(storage.join(folder, n)))
                for n in storage.listdir(folder) if n.endswith(".json")]
     records.sort(key=lambda r: r["index"])
-    if len(records) != expected:
-        raise RuntimeError(f"shard {shard_id}: {len(records)} staged videos, expected {expected}")
+    if [r["index"] for r in records] != list(expected):
+        raise RuntimeError(f"shard {shard_id}: staged videos {[r['index'] for r in records]} "
+                           f"are not the shard's videos {list(expected)}")
     name = shard_name(shard_id)
     with tempfile.TemporaryDirectory(prefix="peakclips-") as tmp:
         tar_path = os.path.join(tmp, name + ".tar")
@@ -168,10 +173,16 @@ def finalize_shard(output: str, shard_id: int, expected: int, run: dict) -> dict
                 _add_member(tar, f"{r['key']}.json", json.dumps(r["sample"], sort_keys=True).encode())
                 _add_member(tar, f"{r['key']}.mp4", mp4)
         parquet_path = os.path.join(tmp, name + ".parquet")
-        pq.write_table(index_table([row for r in records for row in r["index_rows"]]), parquet_path)
+        index_rows = [row for r in records for row in r["index_rows"]]
+        pq.write_table(index_table(index_rows), parquet_path)
         stats = shard_stats(shard_id, records, run)
-        with tarfile.open(tar_path) as check:  # verify before publishing under the final name
-            assert len(check.getnames()) == 2 * stats["videos"]["ok"]
+        # Read both back before publishing them under their final names.
+        with tarfile.open(tar_path) as check:
+            if len(check.getnames()) != 2 * stats["videos"]["ok"]:
+                raise RuntimeError(f"shard {shard_id}: the tar holds {len(check.getnames())} members "
+                                   f"for {stats['videos']['ok']} samples")
+        if pq.read_metadata(parquet_path).num_rows != len(index_rows):
+            raise RuntimeError(f"shard {shard_id}: the index lost rows on the way to disk")
         storage.upload_atomic(tar_path, storage.join(output, name + ".tar"))
         storage.upload_atomic(parquet_path, storage.join(output, name + ".parquet"))
     storage.write_atomic(storage.join(output, name + "_stats.json"), json.dumps(stats, indent=2).encode())
@@ -201,8 +212,8 @@ def shard_stats(shard_id: int, records: list[dict], run: dict) -> dict:
         timings.update(r["timings"])
         nodes.update(r["nodes"])
         first = r["index_rows"][0]
-        for k in ("llm_calls", "prompt_tokens", "completion_tokens", "cost_usd"):
-            llm[k] += first.get(k) or 0
+        for k in ("llm_calls", "llm_cache_hits", "prompt_tokens", "completion_tokens", "cost_usd"):
+            llm[k] += first.get(k) or 0  # per video: the same on each of its query rows
     return {
         "shard": shard_name(shard_id),
         "videos": {"total": len(records), "ok": statuses["ok"], "dropped": statuses["dropped"],
@@ -212,9 +223,11 @@ def shard_stats(shard_id: int, records: list[dict], run: dict) -> dict:
         "errors": dict(errors),
         "stage_seconds": {k: round(v, 3) for k, v in timings.items()},
         "nodes": dict(nodes),
-        "llm": {"calls": llm["llm_calls"], "prompt_tokens": llm["prompt_tokens"],
-                "completion_tokens": llm["completion_tokens"], "cost_usd": round(llm["cost_usd"], 6)},
+        "llm": {"calls": llm["llm_calls"], "cache_hits": llm["llm_cache_hits"],
+                "prompt_tokens": llm["prompt_tokens"],
+                "completion_tokens": llm["completion_tokens"], "cost_usd": round(llm["cost_usd"], 6),
+                "price_per_mtok": run.get("llm_price")},
         "annotator": run["annotator"], "clip_model": run["clip_model"], "clip_note": run["clip_note"],
-        "config_hash": run["config_hash"], "peakclips_version": __version__,
+        "config_hash": run["config_hash"], "config": run.get("config"), "peakclips_version": __version__,
         "schema_version": SCHEMA_VERSION,
     }

@@ -46,7 +46,7 @@ def select(video: str, query: str, k: int, checkpoint: str, mode: str = "auto",
     """k timestamps for `query` on `video`, with the clips they came from and how."""
     import torch
 
-    from peakclips.prompts import Prompt, render
+    from peakclips.prompts import Prompt
     from peakclips.train import model as models
     from peakclips.train.batch import encode, to_device
     from peakclips.train.tasks import parse_clips, selector_prompt
@@ -57,9 +57,8 @@ def select(video: str, query: str, k: int, checkpoint: str, mode: str = "auto",
     if torch.cuda.is_available():
         model.to("cuda")
     frames, times, duration = candidate_frames(video, meta.get("num_frames", 256))
-    trained = meta.get("prompts", {}).get("selector")
-    prompt = (render(Prompt(trained["id"], trained["text"]), query=query, times=times, duration_s=duration)
-              if trained else selector_prompt(query, times, duration))
+    trained = meta.get("prompts", {}).get("selector")  # the template the model was trained with
+    prompt = selector_prompt(query, times, duration, Prompt(trained["id"], trained["text"]) if trained else None)
     batch = to_device(encode(processor, [{"prompt": prompt, "frames": frames, "times": times,
                                           "duration": duration}], padding_side="left"), model.device)
     with torch.no_grad():

@@ -1,4 +1,4 @@
-"""The training tasks: what the model is asked (prompts/*.jinja) and what it must answer.
+"""The training tasks: what the model is asked (prompts/train/*.jinja) and what it must answer.
 
 Each stage turns one shard sample into examples `{task, prompt, target, ...}` (the stream in
 data.py adds the frames and their times):
@@ -25,12 +25,13 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from peakclips.prompts import Prompt, load_prompts, render
+from peakclips.prompts import Prompt, data_text, load_prompts, render
 from peakclips.schema import Sample
 
-PROMPTS_DIR = Path(__file__).resolve().parents[2] / "prompts"
+PROMPTS_DIR = Path(__file__).resolve().parents[2] / "prompts" / "train"
 PROMPT_NAMES = ["selector", "grounding", "describe_span", "rate_scene", "answerer"]
 LETTERS = "ABCDEFGHIJ"
+TEXT_LIMIT = 1000  # characters of a query, caption or question inside <data> tags
 
 
 @lru_cache(maxsize=1)
@@ -115,13 +116,15 @@ def strict_clips(text: str, duration_s: float) -> bool:
 # --- examples per stage --------------------------------------------------------------------------
 
 
-def selector_prompt(query: str, times: list[float], duration_s: float) -> str:
-    return render(train_prompts()["selector"], query=query, times=times, duration_s=duration_s)
+def selector_prompt(query: str, times: list[float], duration_s: float, prompt: Prompt | None = None) -> str:
+    """The selector's prompt (sft2, rl, select); `prompt`: a recorded template instead of the current one."""
+    return render(prompt or train_prompts()["selector"], query=data_text(query, TEXT_LIMIT), times=times,
+                  duration_s=duration_s)
 
 
 def answerer_prompt(question: str, options: list[str], times: list[float]) -> str:
-    return render(train_prompts()["answerer"], question=question, times=times,
-                  options=list(zip(LETTERS, options)))
+    return render(train_prompts()["answerer"], question=data_text(question, TEXT_LIMIT), times=times,
+                  options=[(letter, data_text(o, TEXT_LIMIT)) for letter, o in zip(LETTERS, options)])
 
 
 def _ground(sample: Sample, times: list[float], rng: random.Random) -> dict | None:
@@ -129,7 +132,8 @@ def _ground(sample: Sample, times: list[float], rng: random.Random) -> dict | No
     if not spans:
         return None
     s = rng.choice(spans)
-    prompt = render(train_prompts()["grounding"], caption=s.caption, times=times, duration_s=sample.duration_s)
+    prompt = render(train_prompts()["grounding"], caption=data_text(s.caption, TEXT_LIMIT), times=times,
+                    duration_s=sample.duration_s)
     return {"task": "ground", "prompt": prompt,
             "target": json.dumps({"start_s": _t(s.start_s), "end_s": _t(s.end_s)})}
 
@@ -150,7 +154,7 @@ def _rate(sample: Sample, times: list[float], rng: random.Random) -> dict | None
         return None
     q, i = rng.choice(pairs)
     s, score = sample.scenes[i], q.scene_scores[i]
-    prompt = render(train_prompts()["rate_scene"], query=q.query, start_s=s.start_s, end_s=s.end_s,
+    prompt = render(train_prompts()["rate_scene"], query=data_text(q.query, TEXT_LIMIT), start_s=s.start_s, end_s=s.end_s,
                     times=times, duration_s=sample.duration_s)
     return {"task": "rate", "prompt": prompt,
             "target": json.dumps({"score": score.llm, "reason": score.reason}, ensure_ascii=False)}

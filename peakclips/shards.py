@@ -1,0 +1,48 @@
+"""Reading finished shards: the complete shards of an output folder and their samples.
+
+Used by the tools that read a built dataset (stats, exports, hub upload, report); the
+pipeline never imports it. Only complete shards (those with `_stats.json`) are read, so a
+folder another job is still writing to reads consistently. Tars are read member by member; a
+sample's frames are only read when asked for (seekable files skip them).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import tarfile
+from collections.abc import Iterator
+
+from peakclips import storage
+
+
+def shard_names(output: str) -> list[str]:
+    """Every shard with any file in `output` (complete or not), sorted."""
+    return sorted({n.split(".")[0].removesuffix("_stats") for n in storage.listdir(output)
+                   if re.fullmatch(r"peakclips-\d{6}(\.tar|\.parquet|_stats\.json)", n)})
+
+
+def complete_shards(output: str) -> list[str]:
+    return [n for n in shard_names(output) if storage.exists(storage.join(output, n + "_stats.json"))]
+
+
+def iter_samples(output: str, frames: bool = False, limit: int | None = None) -> Iterator[tuple[str, dict, bytes | None]]:
+    """(shard name, sample JSON as a dict, the `.mp4` bytes or None) for every sample, in shard
+    and tar order; at most `limit` samples."""
+    count = 0
+    for name in complete_shards(output):
+        fs, path = storage.fs_and_path(storage.join(output, name + ".tar"))
+        with fs.open(path, "rb") as f, tarfile.open(fileobj=f, mode="r:") as tar:
+            sample, mp4 = None, None
+            for member in tar:
+                key, _, suffix = member.name.partition(".")
+                if suffix == "json":
+                    sample = json.loads(tar.extractfile(member).read())
+                elif suffix == "mp4" and frames:
+                    mp4 = tar.extractfile(member).read()
+                if sample is not None and sample["key"] == key and (mp4 is not None or not frames):
+                    yield name, sample, mp4
+                    sample, mp4 = None, None
+                    count += 1
+                    if limit is not None and count >= limit:
+                        return
