@@ -36,7 +36,8 @@ class DataError(ValueError):
 
 
 def expand_shards(spec: str | list[str]) -> list[str]:
-    """Tar URIs from a dataset folder, a tar, a brace pattern, a glob, or a list of these.
+    """Tar URIs from a dataset folder (its complete shards: those with a `_stats.json`, as every
+    reader of finished shards takes them), a tar, a brace pattern, a glob, or a list of these.
 
     >>> expand_shards("s3://b/peakclips-{000000..000002}.tar")
     ['s3://b/peakclips-000000.tar', 's3://b/peakclips-000001.tar', 's3://b/peakclips-000002.tar']
@@ -44,19 +45,28 @@ def expand_shards(spec: str | list[str]) -> list[str]:
     import braceexpand
     import fsspec
 
+    from peakclips import storage
+    from peakclips.shards import complete_shards
+
     specs = [spec] if isinstance(spec, str) else list(spec)
     out: list[str] = []
     for pattern in (p for s in specs for p in braceexpand.braceexpand(s)):
-        if pattern.endswith(".tar") and not any(c in pattern for c in "*?["):
-            out.append(pattern)
+        if not any(c in pattern for c in "*?["):
+            if pattern.endswith(".tar"):
+                out.append(pattern)
+                continue
+            found = [storage.join(pattern, name + ".tar") for name in complete_shards(pattern)]
+            if not found:
+                raise DataError(f"no shards match {pattern}: no complete shard (peakclips-NNNNNN.tar with its "
+                                f"_stats.json) in that folder")
+            out += found
             continue
         fs, path = fsspec.core.url_to_fs(pattern)
-        glob = path if any(c in path for c in "*?[") else path.rstrip("/") + "/peakclips-*.tar"
-        found = sorted(fs.glob(glob))
-        if not found:
-            raise DataError(f"no shards match {pattern} (looked for {glob})")
         proto = pattern.split("://", 1)[0] + "://" if "://" in pattern else ""
-        out += [proto + f if proto and not f.startswith(proto) else f for f in found]
+        found = [f if not proto or f.startswith(proto) else proto + f for f in sorted(fs.glob(path))]
+        if not found:
+            raise DataError(f"no shards match {pattern}")
+        out += found
     return out
 
 

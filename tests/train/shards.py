@@ -49,8 +49,10 @@ def make_sample(key: str, scenes: list[tuple[float, float, str]], queries: dict[
 
 
 def write_shard(path: Path, samples: list[tuple[dict, bytes]]) -> Path:
-    """A WebDataset tar laid out like the pipeline's (KEY.json then KEY.mp4 per sample)."""
+    """A WebDataset tar laid out like the pipeline's (KEY.json then KEY.mp4 per sample), marked
+    complete by its `_stats.json` (the trainer reads only complete shards of a folder)."""
     path.parent.mkdir(parents=True, exist_ok=True)
+    path.with_name(path.name.removesuffix(".tar") + "_stats.json").write_text("{}")
     with tarfile.open(path, "w") as tar:
         for doc, mp4 in samples:
             for name, data in ((f"{doc['key']}.json", json.dumps(doc).encode()), (f"{doc['key']}.mp4", mp4)):

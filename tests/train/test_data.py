@@ -31,10 +31,13 @@ def test_expand_folder_brace_glob_list_and_fsspec(colour_shards, tmp_path):
     assert data.expand_shards(both) == both
     mem = fsspec.filesystem("memory")
     mem.pipe("/ds/peakclips-000000.tar", (colour_shards / "peakclips-000000.tar").read_bytes())
-    assert data.expand_shards("memory://ds") == ["memory:///ds/peakclips-000000.tar"]
-    keys = [s.key for s, _ in data.read_samples("memory:///ds/peakclips-000000.tar")]
-    assert keys == ["video0", "video1", "video2"]
-    with pytest.raises(data.DataError, match="no shards match"):
+    mem.pipe("/ds/peakclips-000000_stats.json", b"{}")
+    mem.pipe("/ds/peakclips-000001.tar", b"still being written: no _stats.json yet")
+    (uri,) = data.expand_shards("memory://ds")
+    assert uri.endswith("/ds/peakclips-000000.tar")
+    assert [s.key for s, _ in data.read_samples(uri)] == ["video0", "video1", "video2"]
+    assert len(data.expand_shards("memory:///ds/*.tar")) == 2  # an explicit glob takes what it matches
+    with pytest.raises(data.DataError, match="no complete shard"):
         data.expand_shards(str(tmp_path / "empty"))
 
 

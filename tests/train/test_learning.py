@@ -49,6 +49,9 @@ def _generate(final: str, shards: Path, n: int) -> list[tuple[str, str]]:
     return [(t, ex["target"]) for t, ex in zip(texts, examples)]
 
 
+pytestmark = pytest.mark.slow  # minutes of CPU: a tiny model trained for real
+
+
 @pytest.fixture(scope="module")
 def overfit(tmp_path_factory):
     root = tmp_path_factory.mktemp("overfit")
@@ -138,13 +141,14 @@ def test_grpo_raises_the_mean_reward_on_an_attainable_toy(tmp_path):
                make_sample("labelB", FOUR, {"the bright screen": [(6.0, 8.0, "P1")]}, reason="bright", qa=qa)]
     write_shard(tmp_path / "shards" / "peakclips-000000.tar", samples)
     common = TINY + WIDE + [f"data.shards={tmp_path / 'shards'}", f"run.output_dir={tmp_path / 'run'}"]
-    run_sft(load_train_config(None, common + ["model.init_from=base", "optim.batch_size=2", "optim.max_steps=60",
+    run_sft(load_train_config(None, common + ["model.init_from=base", "optim.batch_size=2", "optim.max_steps=100",
                                               "optim.lr=5e-3"]), "sft2")
-    rl = ["model.init_from=previous", "optim.max_steps=12", "optim.lr=2e-3", "optim.logging_steps=1",
-          "rl.num_generations=6", "rl.max_completion_tokens=40", "rl.beta=0.0",
+    # rl.temperature 0.7: sampling at 1.0 from a tiny model garbles many answers outside the A/B choice
+    rl = ["model.init_from=previous", "optim.max_steps=10", "optim.lr=5e-4", "optim.logging_steps=1",
+          "rl.num_generations=8", "rl.max_completion_tokens=40", "rl.temperature=0.7", "rl.beta=0.0",
           "rl.reward_weights={temporal_iou: 1.0, format: 0.0, answer_margin: 0.0}"]
     run_rl(load_train_config(None, common + rl))
     rewards = _metric(tmp_path / "run", "rl", "reward")
-    first, last = sum(rewards[:4]) / 4, sum(rewards[-4:]) / 4
-    assert 0.1 < first < 0.9, rewards  # both answers occur at the start: the reward is attainable, not given
-    assert last > first + 0.25 and last > 0.8, rewards
+    first, last = sum(rewards[:3]) / 3, sum(rewards[-3:]) / 3
+    assert 0.05 < first < 0.8, rewards  # B is answered at the start: the reward is attainable, not given
+    assert last > first + 0.25 and last >= 0.8, rewards
