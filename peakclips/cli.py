@@ -10,6 +10,7 @@
     peakclips scenes VIDEO [--detector NAME] [--json] [--frames-dir DIR] [--config YAML] [--set k=v ...]
     peakclips frames DIR --video-id ID --query N --k K [--mode M] [--json] [--out DIR]
     peakclips calibrate-clip DIR [--config YAML] [--set k=v ...] [--json]
+    peakclips select VIDEO --query "..." --k K --checkpoint DIR
 """
 
 from __future__ import annotations
@@ -111,6 +112,10 @@ def cmd_calibrate_clip(args) -> int:
 
     cfg = load_config(args.config, args.set or [])
     return calibrate_command(args.output_dir, cfg.clip, args.max_videos, args.alpha_pct, args.beta_pct, args.json)
+def cmd_select(args) -> int:
+    from peakclips.train.select import select_cli
+
+    return select_cli(args.video, args.query, args.k, args.checkpoint, args.mode)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -206,6 +211,14 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--beta-pct", type=float, default=90, help="percentile of matching pairs (default: %(default)s)")
     c.add_argument("--json", action="store_true", help="print JSON instead of text")
     c.set_defaults(fn=cmd_calibrate_clip)
+    s = sub.add_parser("select", help="pick k frame timestamps for a query with a trained selector (peakclips-train)")
+    s.add_argument("video", help="video file or fsspec URI")
+    s.add_argument("--query", required=True)
+    s.add_argument("--k", type=int, default=16, help="number of frames (default: %(default)s)")
+    s.add_argument("--checkpoint", required=True, help="a stage's final/ or checkpoint-N/ folder")
+    s.add_argument("--mode", default="auto", choices=["auto", "focused", "hybrid", "uniform"],
+                   help="clip2frame mode (auto: focused for k <= 8, else hybrid)")
+    s.set_defaults(fn=cmd_select)
     return p
 
 

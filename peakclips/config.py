@@ -267,19 +267,21 @@ def _check_unknown(data: Any, model: type[BaseModel], where: str) -> None:
             _check_unknown(value, sub, f"{where}{key}.")
 
 
-def apply_override(data: dict, assignment: str) -> None:
-    """Apply one `a.b.c=value` override in place; the value is parsed as YAML (so 3, true, [a])."""
+def apply_override(data: dict, assignment: str, root: type[BaseModel] = RunConfig) -> None:
+    """Apply one `a.b.c=value` override in place; the value is parsed as YAML (so 3, true, [a]).
+
+    `root` is the config model the keys belong to (the trainer passes its own)."""
     if "=" not in assignment:
         raise ConfigError(f"--set expects key=value, got '{assignment}'")
     dotted, raw = assignment.split("=", 1)
     parts = dotted.strip().split(".")
-    model: type[BaseModel] = RunConfig
+    model: type[BaseModel] = root
     node = data
     for i, part in enumerate(parts):
         fields = model.model_fields
         if part not in fields:
             raise ConfigError(
-                f"unknown config key '{dotted}'; valid keys: {', '.join(valid_keys(RunConfig))}"
+                f"unknown config key '{dotted}'; valid keys: {', '.join(valid_keys(root))}"
             )
         if i == len(parts) - 1:
             node[part] = yaml.safe_load(raw)
@@ -293,6 +295,15 @@ def apply_override(data: dict, assignment: str) -> None:
 
 def load_config(path: str | os.PathLike | None, overrides: list[str] = ()) -> RunConfig:
     """Read a pipeline YAML (or the defaults when path is None) and apply `--set` overrides."""
+    defaults = {"name": Path(path).stem} if path is not None else {}
+    return load_yaml_config(RunConfig, path, overrides, defaults)
+
+
+def load_yaml_config(root: type[BaseModel], path: str | os.PathLike | None, overrides: list[str] = (),
+                     defaults: dict | None = None):
+    """Read a YAML mapping into the strict config model `root`, with `a.b=value` overrides.
+
+    Shared by the pipeline config and the trainer config (`peakclips.train.config`)."""
     data: dict = {}
     if path is not None:
         try:
@@ -303,12 +314,13 @@ def load_config(path: str | os.PathLike | None, overrides: list[str] = ()) -> Ru
             raise ConfigError(f"{path}: not valid YAML: {e}") from None
         if not isinstance(data, dict):
             raise ConfigError(f"{path}: expected a mapping at the top level")
-        data.setdefault("name", Path(path).stem)
-    _check_unknown(data, RunConfig, "")
+        for key, value in (defaults or {}).items():
+            data.setdefault(key, value)
+    _check_unknown(data, root, "")
     for assignment in overrides:
-        apply_override(data, assignment)
+        apply_override(data, assignment, root)
     try:
-        return RunConfig.model_validate(data)
+        return root.model_validate(data)
     except ValidationError as e:
         first = e.errors()[0]
         loc = ".".join(str(p) for p in first["loc"])

@@ -31,11 +31,12 @@ class Prompt:
         return hashlib.sha256(self.text.encode()).hexdigest()
 
 
-def load_prompts(folder: str | Path, versions: dict[str, int] | None = None) -> dict[str, Prompt]:
-    """Load the newest version of each prompt (or the pinned `versions`) from `folder`."""
+def load_prompts(folder: str | Path, versions: dict[str, int] | None = None,
+                 names: list[str] = PROMPT_NAMES) -> dict[str, Prompt]:
+    """Load the newest version of each prompt in `names` (or the pinned `versions`) from `folder`."""
     folder = Path(folder)
     prompts = {}
-    for name in PROMPT_NAMES:
+    for name in names:
         found = sorted(
             folder.glob(f"{name}.v*.jinja"), key=lambda p: int(p.name.split(".v")[1].split(".")[0])
         )

@@ -270,8 +270,10 @@ class Annotate(Stage):
     async def annotate(self, row: dict, usage: Usage) -> dict:
         if self.backend is None:
             manifest = json.loads(row["manifest"])
-            out = annotate_reference(self.references.get(row["video_id"]), row["video_id"],
-                                     row["scenes"], [q["query"] for q in manifest_queries(manifest)])
+            # qa questions the reference never scored stay multiple-choice items only (they still
+            # reach the sample's `qa`); inventing relevance scores for them would not be reference data.
+            queries = [q["query"] for q in manifest_queries(manifest) if q["origin"] == "manifest"]
+            out = annotate_reference(self.references.get(row["video_id"]), row["video_id"], row["scenes"], queries)
         else:
             out = await self.backend.annotate(row, usage)
         if not out["queries"]:
