@@ -18,8 +18,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from peakclips import storage
+from peakclips.shards import complete_shards
 from peakclips.train.clip2frame import clip2frame
-from peakclips.verify import shard_ids
 
 
 class DatasetError(ValueError):
@@ -28,7 +28,7 @@ class DatasetError(ValueError):
 
 def iter_samples(output: str, keys: set[str] | None = None, shards: list[str] | None = None) -> Iterator[tuple[dict, bytes]]:
     """(sample JSON, candidate MP4 bytes) for every kept video (or those in `keys`), streaming each tar."""
-    for name in shards or shard_ids(output):
+    for name in shards or complete_shards(output):
         fs, path = storage.fs_and_path(storage.join(output, name + ".tar"))
         if not fs.exists(path):
             continue
@@ -48,7 +48,7 @@ def find_sample(output: str, video_id: str) -> tuple[dict, bytes, dict[int, dict
     """(sample, candidate MP4, index rows by query id) for `video_id`; DatasetError if not kept."""
     import pyarrow.parquet as pq
 
-    for name in shard_ids(output):
+    for name in complete_shards(output):
         index = storage.join(output, name + ".parquet")
         if not storage.exists(index):
             continue
