@@ -25,8 +25,9 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from peakclips import storage
 from peakclips.reference import best_overlap, load_references
+from peakclips.shards import complete_shards
+from peakclips.shards import read_index as read_shard_index
 
 DEFAULT_REFERENCES = Path(__file__).resolve().parent.parent / "manifests" / "reference"
 
@@ -121,18 +122,10 @@ class Tally:
 
 
 def read_index(output: str) -> list[dict]:
-    import io
-
-    import pyarrow.parquet as pq
-
-    names = [n for n in storage.listdir(output) if re.fullmatch(r"peakclips-\d{6}\.parquet", n)]
-    complete = [n for n in names if storage.exists(storage.join(output, n.replace(".parquet", "_stats.json")))]
+    complete = complete_shards(output)
     if not complete:
         raise EvalError(f"no finished shard (peakclips-NNNNNN.parquet with its _stats.json) in {output}")
-    rows = []
-    for n in complete:
-        rows += pq.read_table(io.BytesIO(storage.read_bytes(storage.join(output, n)))).to_pylist()
-    return rows
+    return [row for name in complete for row in read_shard_index(output, name).to_pylist()]
 
 
 def score_query(row: dict, ref: dict, ref_query: dict) -> Tally:

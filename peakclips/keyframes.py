@@ -10,7 +10,6 @@ JPEGs, decoded from the source video when it is given and readable (`--video`, o
 
 from __future__ import annotations
 
-import io
 import json
 import sys
 import tarfile
@@ -18,7 +17,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from peakclips import storage
-from peakclips.shards import complete_shards
+from peakclips.shards import complete_shards, read_index
 from peakclips.train.clip2frame import clip2frame
 
 
@@ -46,14 +45,11 @@ def iter_samples(output: str, keys: set[str] | None = None, shards: list[str] | 
 
 def find_sample(output: str, video_id: str) -> tuple[dict, bytes, dict[int, dict]]:
     """(sample, candidate MP4, index rows by query id) for `video_id`; DatasetError if not kept."""
-    import pyarrow.parquet as pq
-
     for name in complete_shards(output):
         index = storage.join(output, name + ".parquet")
         if not storage.exists(index):
             continue
-        table = pq.read_table(io.BytesIO(storage.read_bytes(index)))
-        rows = [r for r in table.to_pylist() if r["video_id"] == video_id]
+        rows = [r for r in read_index(output, name).to_pylist() if r["video_id"] == video_id]
         if not rows:
             continue
         if rows[0]["status"] == "error" or (rows[0]["status"] == "dropped" and all(r["status"] != "ok" for r in rows)):

@@ -22,6 +22,19 @@ def shard_names(output: str) -> list[str]:
                    if re.fullmatch(r"peakclips-\d{6}(\.tar|\.parquet|_stats\.json)", n)})
 
 
+def read_index(output: str, name: str):
+    """Shard `name`'s Parquet index as a pyarrow Table, read on the calling thread: the files are
+    small, and pyarrow's thread pool, once started in a short-lived command, can abort the
+    interpreter at exit ("terminate called without an active exception", seen under load with
+    pyarrow 26)."""
+    import io
+
+    import pyarrow.parquet as pq
+
+    data = storage.read_bytes(storage.join(output, name + ".parquet"))
+    return pq.read_table(io.BytesIO(data), use_threads=False)
+
+
 def complete_shards(output: str) -> list[str]:
     return [n for n in shard_names(output) if storage.exists(storage.join(output, n + "_stats.json"))]
 

@@ -7,13 +7,12 @@ dataset card (peakclips/hub.py) and the report (peakclips/report/).
 
 from __future__ import annotations
 
-import io
 import json
 import statistics
 from collections import Counter
 
 from peakclips import storage
-from peakclips.shards import shard_names
+from peakclips.shards import read_index, shard_names
 
 COUNTERS = ("video_drop_reasons", "query_drop_reasons", "errors", "stage_seconds", "nodes")
 
@@ -32,12 +31,9 @@ def load_shard_stats(output: str) -> tuple[list[dict], list[str]]:
 
 def load_index(output: str, names: list[str]) -> list[dict]:
     """The Parquet index rows of the named shards, in shard order."""
-    import pyarrow.parquet as pq
-
     rows = []
     for name in names:
-        data = storage.read_bytes(storage.join(output, name + ".parquet"))
-        rows += pq.read_table(io.BytesIO(data)).to_pylist()
+        rows += read_index(output, name).to_pylist()
     return rows
 
 

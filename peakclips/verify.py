@@ -27,7 +27,7 @@ from pydantic import ValidationError
 
 from peakclips import storage
 from peakclips.schema import INDEX_COLUMNS, SCHEMA_VERSION, Sample
-from peakclips.shards import shard_names
+from peakclips.shards import read_index, shard_names
 from peakclips.stages.shard import TAR_MTIME
 
 KEY_RE = re.compile(r"^[A-Za-z0-9_-]+$")
@@ -117,8 +117,6 @@ def check_index_and_stats(name: str, rows: list[dict], samples: dict[str, Sample
 
 def verify_shard(output: str, name: str, decode_frames: bool = True) -> tuple[list[str], set[frozenset]]:
     """(defects, the member sets its samples have)."""
-    import pyarrow.parquet as pq
-
     from peakclips.video import decode_mp4
 
     if not storage.exists(storage.join(output, name + "_stats.json")):
@@ -148,7 +146,7 @@ def verify_shard(output: str, name: str, decode_frames: bool = True) -> tuple[li
                 continue
             if n != len(sample.frame_times_s):
                 defects.append(f"{name}: {key}.mp4 has {n} frames, frame_times_s has {len(sample.frame_times_s)}")
-    table = pq.read_table(io.BytesIO(storage.read_bytes(storage.join(output, name + ".parquet"))))
+    table = read_index(output, name)
     if table.column_names != list(INDEX_COLUMNS):
         return defects + [f"{name}: index columns differ from the schema"], set()
     if len(samples) == len(members):  # cross-checks only make sense on readable samples

@@ -147,6 +147,20 @@ class StreamingData:
     stream_args: dict
     consumed_batches: int = 0
 
+    def _load_from_checkpoint(self, resume_from_checkpoint, model=None):
+        """Full weights go through `from_pretrained`, which maps the key names: transformers
+        saves Qwen2.5-VL checkpoints under the original (hub) names (`visual.*`, `model.layers.*`)
+        but Trainer's own resume loads the file raw into `model.visual.*`, `model.language_model.*`
+        with strict=False, so it would load nothing and train on from the initial weights.
+        LoRA adapters (and optimizer, scheduler, RNG states) resume the Trainer's way."""
+        from peft import PeftModel
+
+        model = model if model is not None else self.model
+        if isinstance(model, PeftModel):
+            return super()._load_from_checkpoint(resume_from_checkpoint, model)
+        saved = type(model).from_pretrained(resume_from_checkpoint, dtype=model.dtype)
+        model.load_state_dict(saved.state_dict())
+
     def get_train_dataloader(self):
         import torch
 

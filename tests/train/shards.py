@@ -84,12 +84,14 @@ def _order(*colours: str) -> list[tuple[float, float, str]]:
 
 
 def overfit_samples() -> list[tuple[dict, bytes]]:
-    """Three videos, one query each, distinct answers: the handful the learning test memorises."""
+    """Three videos, one query each, distinct answers: the handful the learning test memorises.
+    Eight candidates at 0.5, 1.5, ... 7.5 s: the times `peakclips select` takes from an 8 s video
+    with 8 frames, so the trained checkpoint sees its training prompt again there."""
     return [
         make_sample("red0", _order("red", "green", "blue", "yellow"), {"the red screen": [(0.0, 2.0, "P1")]},
-                    reason="red"),
+                    reason="red", num_frames=8),
         make_sample("green1", _order("yellow", "blue", "green", "red"),
-                    {"the green screen": [(4.0, 6.0, "P1"), (6.0, 8.0, "P2")]}, reason="green"),
+                    {"the green screen": [(4.0, 6.0, "P1"), (6.0, 8.0, "P2")]}, reason="green", num_frames=8),
         make_sample("yellow2", _order("blue", "yellow", "red", "green"), {"the yellow screen": [(2.0, 4.0, "P1")]},
-                    reason="yellow"),
+                    reason="yellow", num_frames=8),
     ]
