@@ -30,27 +30,24 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 MODEL = os.environ.get("PEAKCLIPS_BENCH_CLIP_MODEL", "ViT-B-16")
-SCENE_S = 2.5  # equal slices stand in for detected scenes: scene cuts do not change CLIP's cost
-MAX_SCENES = 8  # per video; the 6 bundled clips give 36 scenes, 144 frames
+MAX_SCENES = 8  # per video: the first 8 detected scenes of each bundled clip
 ROUNDS = 2
 QUERIES = ["a llama looks at the camera", "a rabbit in a meadow", "a fight in the snow"]
 
 
 def make_rows() -> list[dict]:
-    """One row per bundled clip, as the pipeline has them: scene frames as JPEGs, 3 queries."""
-    from peakclips.config import FramesConfig
+    """One row per bundled clip, as the pipeline has them: the scenes and per-scene JPEGs of the
+    scenes+frames decode pass (default config, at most MAX_SCENES scenes), 3 queries."""
+    from peakclips.config import FramesConfig, ScenesConfig
     from peakclips.manifest import read_manifest
-    from peakclips.stages.frames import sample_frames
+    from peakclips.stages.scenes import preprocess
     from peakclips.video import probe
 
     rows = []
     for video in read_manifest(REPO / "manifests" / "sample.jsonl"):
         p = probe(video.uri)
-        n = max(1, min(MAX_SCENES, int(p.duration_s // SCENE_S)))
-        scenes = [{"start_s": i * SCENE_S, "end_s": (i + 1) * SCENE_S} for i in range(n)]
-        _, _, jpegs, _ = sample_frames(video.uri, p.duration_s, scenes, p.width, p.height,
-                                       FramesConfig(num_candidates=1, per_scene=4))
-        rows.append({"error": None, "scenes": scenes, "scene_frames": jpegs,
+        pre = preprocess(video.uri, p.duration_s, p.fps, p.width, p.height, ScenesConfig(), FramesConfig())
+        rows.append({"error": None, "scenes": pre.scenes[:MAX_SCENES], "scene_frames": pre.scene_frames[:MAX_SCENES],
                      "queries": [{"query_id": i, "query": q} for i, q in enumerate(QUERIES)]})
     return rows
 
@@ -176,7 +173,7 @@ def main(out_dir) -> str:
                                                       "ray_runs": ray_runs}, indent=2))
     return "\n".join([
         f"{setup['model']}, {setup['device']} {setup['dtype']}, {threads} threads, batch {cfg.batch_size}, "
-        f"{n} scene frames (384 px JPEG, 4 per {SCENE_S} s scene, at most {MAX_SCENES} scenes) of the "
+        f"{n} scene frames (the frames stage's JPEGs of the first {MAX_SCENES} detected scenes) of the "
         f"{len(rows)} bundled clips, one row per clip, 3 queries each. "
         f"In process: bare loop and stage alternate row by row, {ROUNDS} rounds, totals. "
         f"Ray: {ROUNDS} runs, each between two bare loops, medians.",
