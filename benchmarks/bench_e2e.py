@@ -4,10 +4,11 @@ peak memory for 10 vs 100 videos (SPEC section 8, last two bullets).
 Every run is what a user types, `python -m peakclips.cli run pipelines/sample.yaml --manifest M
 --output DIR --force --set clip.enabled=false --set shard_size=10`, as a child process; its wall
 time runs from the start of the command to its exit (imports, Ray start and shutdown included);
-the pipeline's own `done in X s` is recorded beside it. The manifests repeat the six bundled
+the pipeline's own `done in X s` is recorded beside it (it includes starting a local Ray
+instance, not the imports before nor Ray's shutdown after). The manifests repeat the six bundled
 CC-BY clips under distinct video_ids (`<clip>-<copy>`), with the reference annotations copied
-under the same ids. CLIP is off: a CLIP actor reserves a whole CPU for the run (clip.num_cpus),
-which leaves a 1-CPU configuration nothing to decode with, and its speed has its own benchmark
+under the same ids. CLIP is off: its actor reserves a whole CPU for the whole run
+(clip.num_cpus), the only CPU of the 1-CPU configurations, and its speed has its own benchmark
 (bench_clip). shard_size=10 so that longer runs finalize shards while later videos are still
 being processed, as a large run does.
 
@@ -184,6 +185,7 @@ class Cluster:
         from tests.test_cluster import _free_port, _wait_for_head
 
         self.procs: list[subprocess.Popen] = []
+        self.temps: list[str] = []
         self.env = dict(local_env(), RAY_AUTH_MODE="token", RAY_AUTH_TOKEN=secrets.token_hex(16))
         port = _free_port()
         self._start(["--head", "--port", str(port), "--dashboard-host", "127.0.0.1",
@@ -201,6 +203,7 @@ class Cluster:
         # Short temp dirs (unix socket paths stay under 108 bytes), one per node; agents on ports
         # of their own (the defaults are shared by every Ray instance on the machine).
         temp = tempfile.mkdtemp(prefix="pcray", dir="/tmp")
+        self.temps.append(temp)
         ports = ["--dashboard-agent-listen-port", str(_free_port()), "--dashboard-agent-grpc-port", str(_free_port()),
                  "--runtime-env-agent-port", str(_free_port()), "--metrics-export-port", str(_free_port())]
         self.procs.append(subprocess.Popen([tool("ray"), "start", *args, "--temp-dir", temp, *ports, "--num-cpus", "1",
@@ -221,6 +224,8 @@ class Cluster:
                 p.wait(timeout=30)
             except subprocess.TimeoutExpired:
                 os.killpg(p.pid, signal.SIGKILL)
+        for temp in self.temps:
+            shutil.rmtree(temp, ignore_errors=True)
 
 
 # ----------------------------------------------------------------------------- the benchmark
@@ -266,8 +271,10 @@ def report(speed: dict, memory: dict, load: list[float]) -> str:
 
     lines = [f"`peakclips run` of {THROUGHPUT_VIDEOS} videos (the sample clips in turn), CLIP off; median of "
              f"{ROUNDS} interleaved round(s). *Command*: start of the command to its exit; *pipeline*: "
-             f"its own `done in` time (Ray start and shutdown, imports left out). 1-min load average at "
-             f"the start of each round: {', '.join(f'{x:.1f}' for x in load[:ROUNDS])}.", "",
+             f"its own `done in` time (interpreter start, imports and Ray's shutdown left out; starting a local "
+             f"Ray instance is in it, a cluster is already up). 1-min load average at "
+             f"the start of each round: {', '.join(f'{x:.1f}' for x in load[:ROUNDS])}; of the memory runs: "
+             f"{', '.join(f'{x:.1f}' for x in load[ROUNDS:])}.", "",
              "| configuration | command wall | videos/min (command) | videos/min (pipeline) "
              "| videos each node worked on |",
              "|---|---|---|---|---|"]
