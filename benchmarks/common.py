@@ -37,6 +37,8 @@ def measure(cmd: list[str], **kw) -> dict:
         stdout, stderr = out.read().decode(errors="replace"), err.read().decode(errors="replace")
     if proc.returncode != 0:
         raise RuntimeError(f"{' '.join(cmd[:4])}... exited {proc.returncode}: {stderr[-2000:]}")
+    # ru_maxrss: Linux carries the parent's peak RSS into the child across fork and exec, so it
+    # is only the child's own peak when this process is small (bench_preprocess reads VmHWM).
     return {"wall_s": wall, "cpu_s": usage.ru_utime + usage.ru_stime, "rss_mib": usage.ru_maxrss / 1024,
             "stdout": stdout}
 
