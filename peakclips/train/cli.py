@@ -36,7 +36,7 @@ def main(argv: list[str] | None = None) -> int:
     from peakclips.train.config import load_train_config
     from peakclips.train.model import ModelUnavailable, check_available
 
-    args = build_parser().parse_args(argv)
+    args = build_parser().parse_intermixed_args(argv)  # overrides may follow --config
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     try:
         cfg = load_train_config(args.config, args.overrides)

@@ -28,8 +28,11 @@ def test_shipped_configs_load_and_say_what_they_run(stage):
         assert cfg.rl.beta == 0.01 and cfg.rl.answerer.name_or_path == "Qwen/Qwen2.5-VL-7B-Instruct"
 
 
-def test_unknown_key_lists_the_valid_ones(capsys):
-    assert main(["sft1", "optim.lrr=1"]) == 2
+@pytest.mark.parametrize("argv", [["sft1", "optim.lrr=1"],
+                                  ["sft1", "--config", "pipelines/train/sft1.yaml", "model.tiny=true", "optim.lrr=1"]])
+def test_unknown_key_lists_the_valid_ones(capsys, argv):
+    """Overrides are read before and after --config (make train-smoke passes them after it)."""
+    assert main(argv) == 2
     err = capsys.readouterr().err
     assert "unknown config key 'optim.lrr'" in err and "optim.lr" in err
 
