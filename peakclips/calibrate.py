@@ -70,13 +70,13 @@ def calibrate(matched: np.ndarray, unmatched: np.ndarray, alpha_pct: float = 50,
 def similarities(output: str, stage, max_videos: int) -> tuple[np.ndarray, np.ndarray, int]:
     """(matching, non-matching similarities, videos used) over the kept videos of a dataset,
     scored by `stage` (a ClipScore with its model loaded)."""
-    from peakclips.keyframes import iter_samples
+    from peakclips.shards import iter_samples
     from peakclips.stages.clipscore import reduce_sims
     from peakclips.video import decode_mp4
 
     texts, images, counts, video_of_scene = [], [], [], []
     n_videos = 0
-    for sample, mp4 in iter_samples(output):
+    for _, sample, mp4 in iter_samples(output, frames=True):
         if n_videos == max_videos:
             break
         frames = decode_mp4(mp4)  # one video at a time: only embeddings are kept

@@ -12,35 +12,15 @@ from __future__ import annotations
 
 import json
 import sys
-import tarfile
-from collections.abc import Iterator
 from pathlib import Path
 
 from peakclips import storage
-from peakclips.shards import complete_shards, read_index
+from peakclips.shards import complete_shards, iter_samples, read_index
 from peakclips.train.clip2frame import clip2frame
 
 
 class DatasetError(ValueError):
     """A video or query that the dataset does not have; the message says why."""
-
-
-def iter_samples(output: str, keys: set[str] | None = None, shards: list[str] | None = None) -> Iterator[tuple[dict, bytes]]:
-    """(sample JSON, candidate MP4 bytes) for every kept video (or those in `keys`), streaming each tar."""
-    for name in shards or complete_shards(output):
-        fs, path = storage.fs_and_path(storage.join(output, name + ".tar"))
-        if not fs.exists(path):
-            continue
-        parts: dict[str, dict[str, bytes]] = {}
-        with fs.open(path, "rb") as f, tarfile.open(fileobj=f, mode="r|") as tar:
-            for m in tar:  # stream mode: members in order, each read once
-                key, _, suffix = m.name.partition(".")
-                if not m.isfile() or (keys is not None and key not in keys):
-                    continue
-                parts.setdefault(key, {})[suffix] = tar.extractfile(m).read()
-                if {"json", "mp4"} <= set(parts[key]):
-                    done = parts.pop(key)
-                    yield json.loads(done["json"]), done["mp4"]
 
 
 def find_sample(output: str, video_id: str) -> tuple[dict, bytes, dict[int, dict]]:
@@ -55,7 +35,7 @@ def find_sample(output: str, video_id: str) -> tuple[dict, bytes, dict[int, dict
         if rows[0]["status"] == "error" or (rows[0]["status"] == "dropped" and all(r["status"] != "ok" for r in rows)):
             why = rows[0]["error"] or rows[0]["drop_reason"] or rows[0]["status"]
             raise DatasetError(f"video {video_id} has no sample in {output}: it was {rows[0]['status']} ({why})")
-        for sample, mp4 in iter_samples(output, {rows[0]["key"]}, [name]):
+        for _, sample, mp4 in iter_samples(output, frames=True, keys={rows[0]["key"]}, shards=[name]):
             return sample, mp4, {r["query_id"]: r for r in rows if r["query_id"] is not None}
         raise DatasetError(f"video {video_id}: the index of {name} lists it but its tar has no sample")
     raise DatasetError(f"video {video_id} is not in {output}")

@@ -39,16 +39,20 @@ def complete_shards(output: str) -> list[str]:
     return [n for n in shard_names(output) if storage.exists(storage.join(output, n + "_stats.json"))]
 
 
-def iter_samples(output: str, frames: bool = False, limit: int | None = None) -> Iterator[tuple[str, dict, bytes | None]]:
+def iter_samples(output: str, frames: bool = False, limit: int | None = None, keys: set[str] | None = None,
+                 shards: list[str] | None = None) -> Iterator[tuple[str, dict, bytes | None]]:
     """(shard name, sample JSON as a dict, the `.mp4` bytes or None) for every sample, in shard
-    and tar order; at most `limit` samples."""
+    and tar order; at most `limit` samples; only the samples in `keys` and the shards in
+    `shards` when given (other members are skipped unread)."""
     count = 0
-    for name in complete_shards(output):
+    for name in shards or complete_shards(output):
         fs, path = storage.fs_and_path(storage.join(output, name + ".tar"))
         with fs.open(path, "rb") as f, tarfile.open(fileobj=f, mode="r:") as tar:
             sample, mp4 = None, None
             for member in tar:
                 key, _, suffix = member.name.partition(".")
+                if keys is not None and key not in keys:
+                    continue
                 if suffix == "json":
                     sample = json.loads(tar.extractfile(member).read())
                 elif suffix == "mp4" and frames:

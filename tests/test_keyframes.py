@@ -10,7 +10,8 @@ from PIL import Image
 
 from peakclips.calibrate import auc, calibrate, scene_candidates, similarities
 from peakclips.config import ClipConfig
-from peakclips.keyframes import frames_command, iter_samples
+from peakclips.keyframes import frames_command
+from peakclips.shards import iter_samples
 from tests.conftest import REPO, SAMPLE_MANIFEST
 
 pytestmark = pytest.mark.slow
@@ -24,7 +25,7 @@ def frames_json(capsys, dataset, video_id, query_id, k, *args, **kwargs):
 def test_every_kept_query_gets_exactly_k_timestamps_inside_its_highlights(sample_output, capsys):
     out, _ = sample_output
     checked = 0
-    for sample, _ in iter_samples(str(out)):
+    for _, sample, _ in iter_samples(str(out)):
         for q in sample["queries"]:
             for k in (1, 3, 8):
                 r = frames_json(capsys, out, sample["video_id"], q["query_id"], k, "focused")
@@ -40,7 +41,7 @@ def test_every_kept_query_gets_exactly_k_timestamps_inside_its_highlights(sample
 
 def test_frames_are_written_from_the_candidates_or_the_source_video(sample_output, capsys, tmp_path):
     out, _ = sample_output
-    sample = next(s for s, _ in iter_samples(str(out)) if s["video_id"] == "blender_mix_60s")
+    sample = next(s for _, s, _ in iter_samples(str(out)) if s["video_id"] == "blender_mix_60s")
     q = sample["queries"][0]
     from_candidates = frames_json(capsys, out, "blender_mix_60s", q["query_id"], 5, out=str(tmp_path / "c"))
     from_video = frames_json(capsys, out, "blender_mix_60s", q["query_id"], 5, out=str(tmp_path / "v"),
@@ -113,7 +114,7 @@ def test_calibration_pairs_each_caption_with_its_own_scene_and_other_videos_scen
     out, _ = sample_output
     stage = ClipScore(ClipConfig(model="ViT-B-32", pretrained=None), use_clip=True)
     matched, unmatched, n_videos = similarities(str(out), stage, max_videos=2)
-    samples = [s for s in iter_samples(str(out))][:2]
+    samples = [(s, mp4) for _, s, mp4 in iter_samples(str(out), frames=True)][:2]
     sizes = [len(s[0]["scenes"]) for s in samples]
     assert n_videos == 2 and len(matched) == sum(sizes) and len(unmatched) == 2 * sizes[0] * sizes[1]
     # the first matching pair, computed by hand: caption 0 vs the candidates nearest its scene's frames

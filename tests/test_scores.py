@@ -12,7 +12,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from peakclips.config import RunConfig, load_config
-from peakclips.keyframes import iter_samples
+from peakclips.shards import iter_samples
 from tests.conftest import REPO, SAMPLE_CONFIG, SAMPLE_MANIFEST
 
 pytestmark = pytest.mark.slow
@@ -73,7 +73,7 @@ def recompute(llm: list[int], clip: list[float] | None, scenes: list[dict], reas
 def check_dataset(out, cfg: RunConfig, clip_used: bool) -> dict:
     """Recompute every query of the dataset; returns counts of what was checked."""
     seen = {"queries": 0, "index_rows": 0, "P1": 0, "P2": 0, "interpolated": 0}
-    samples = {s["video_id"]: s for s, _ in iter_samples(str(out))}
+    samples = {s["video_id"]: s for _, s, _ in iter_samples(str(out))}
     assert samples
     for video_id, sample in samples.items():
         assert sample["clip_model"]["used"] is clip_used
@@ -133,6 +133,6 @@ def test_highlights_recomputed_without_clip_equal_the_stored_ones(sample_output_
     seen = check_dataset(out, cfg, clip_used=False)
     # Without CLIP, final = r: only LLM-5 scenes are highlights, all P1.
     assert seen["P1"] > 0 and seen["P2"] == 0 and seen["queries"] >= 10
-    for sample, _ in iter_samples(str(out)):
+    for _, sample, _ in iter_samples(str(out)):
         assert sample["clip_model"]["used"] is False
         assert all(s["clip"] is None for q in sample["queries"] for s in q["scene_scores"])
