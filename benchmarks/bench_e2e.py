@@ -13,7 +13,7 @@ under the same ids. CLIP is off: its actor reserves a whole CPU for the whole ru
 being processed, as a large run does.
 
 * Throughput, interleaved round by round: a local Ray instance with `--set ray.num_cpus=1` and
-  `=2`; then a cluster started here like tests/test_cluster.py (`ray start --block` in its own
+  `=2`; then a cluster of tests/ray_cluster.py, as tests/test_cluster.py uses (`ray start --block` in its own
   process group, token auth, own temp dirs and agent ports, 127.0.0.1; never `ray stop`): a head
   with `--num-cpus 1` alone, then with a worker node of `--num-cpus 1` joined, driven through
   RAY_ADDRESS. The cluster is started and stopped each round, outside the timed runs.
@@ -32,9 +32,7 @@ from __future__ import annotations
 import json
 import os
 import re
-import secrets
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -44,7 +42,8 @@ from pathlib import Path
 
 import yaml
 
-from benchmarks.common import REPO, median, tool
+from benchmarks.common import REPO, median
+from tests.ray_cluster import LocalCluster
 
 QUICK = os.environ.get("PEAKCLIPS_BENCH_QUICK") == "1"
 ROUNDS = int(os.environ.get("PEAKCLIPS_BENCH_ROUNDS", 1 if QUICK else 3))
@@ -174,60 +173,6 @@ def local_env() -> dict:
     return env
 
 
-# ----------------------------------------------------------------------------- a local cluster
-
-class Cluster:
-    """A head (`--num-cpus 1`) and optional workers started with `ray start --block`, each in its
-    own process group, so that `stop()` ends exactly these (`ray stop` would end every Ray
-    instance on the machine). Same settings as the fixture in tests/test_cluster.py."""
-
-    def __init__(self):
-        from tests.test_cluster import _free_port, _wait_for_head
-
-        self.procs: list[subprocess.Popen] = []
-        self.temps: list[str] = []
-        self.env = dict(local_env(), RAY_AUTH_MODE="token", RAY_AUTH_TOKEN=secrets.token_hex(16))
-        port = _free_port()
-        self._start(["--head", "--port", str(port), "--dashboard-host", "127.0.0.1",
-                     "--dashboard-port", str(_free_port())])
-        self.address = _wait_for_head(port)
-        self._wait(1)
-
-    def add_worker(self) -> None:
-        self._start(["--address", self.address])
-        self._wait(len(self.procs))
-
-    def _start(self, args: list[str]) -> None:
-        from tests.test_cluster import _free_port
-
-        # Short temp dirs (unix socket paths stay under 108 bytes), one per node; agents on ports
-        # of their own (the defaults are shared by every Ray instance on the machine).
-        temp = tempfile.mkdtemp(prefix="pcray", dir="/tmp")
-        self.temps.append(temp)
-        ports = ["--dashboard-agent-listen-port", str(_free_port()), "--dashboard-agent-grpc-port", str(_free_port()),
-                 "--runtime-env-agent-port", str(_free_port()), "--metrics-export-port", str(_free_port())]
-        self.procs.append(subprocess.Popen([tool("ray"), "start", *args, "--temp-dir", temp, *ports, "--num-cpus", "1",
-                                            "--disable-usage-stats", "--block"],
-                                           env=self.env, start_new_session=True,
-                                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
-
-    def _wait(self, n: int) -> None:
-        from tests.test_cluster import _wait_for_nodes
-
-        _wait_for_nodes(self.address, n, self.env)
-
-    def stop(self) -> None:
-        for p in reversed(self.procs):
-            os.killpg(p.pid, signal.SIGTERM)
-        for p in self.procs:
-            try:
-                p.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                os.killpg(p.pid, signal.SIGKILL)
-        for temp in self.temps:
-            shutil.rmtree(temp, ignore_errors=True)
-
-
 # ----------------------------------------------------------------------------- the benchmark
 
 def main(out_dir) -> str:
@@ -242,7 +187,7 @@ def main(out_dir) -> str:
         for cpus in (1, 2):
             speed[f"{cpus} CPU" + ("s" if cpus > 1 else "")].append(
                 run_pipeline(manifest, refs, runs / "local", local_env(), [f"ray.num_cpus={cpus}"]))
-        cluster = Cluster()
+        cluster = LocalCluster(local_env())
         try:
             env = dict(cluster.env, RAY_ADDRESS=cluster.address)
             speed["1 node"].append(run_pipeline(manifest, refs, runs / "cluster", env))

@@ -4,9 +4,6 @@ do work. Everything binds to 127.0.0.1."""
 
 import glob
 import json
-import os
-import secrets
-import signal
 import subprocess
 import sys
 import time
@@ -14,89 +11,20 @@ import time
 import pytest
 
 from tests.conftest import REPO, SAMPLE_CONFIG
+from tests.ray_cluster import RAY, LocalCluster
 
 pytestmark = [pytest.mark.slow, pytest.mark.cluster]
-RAY = os.path.join(os.path.dirname(sys.executable), "ray")
 
 
 @pytest.fixture
 def two_node_cluster():
-    """Head and worker started with `--block` in their own process groups, so teardown stops
-    exactly this cluster (`ray stop` would also stop any other Ray instance on the machine)."""
-    import tempfile
-
-    port = _free_port()
-    # Short temp dir: Ray's unix socket paths must stay under 108 bytes.
-    temp_dir = tempfile.mkdtemp(prefix="pcray", dir="/tmp")
-    # Token auth on, as on a real cluster: every process of this cluster shares one fresh token.
-    env = dict(os.environ, RAY_USAGE_STATS_ENABLED="0", RAY_AUTH_MODE="token",
-               RAY_AUTH_TOKEN=secrets.token_hex(16))
-    common = ["--num-cpus", "1", "--disable-usage-stats", "--block"]
-
-    def agent_ports():
-        # Each node's agents on ports of their own: the defaults (52365, ...) are shared by every
-        # Ray instance on the machine, and an agent that cannot bind its HTTP port leaves the
-        # head with "No available agent" for job submissions.
-        return ["--dashboard-agent-listen-port", str(_free_port()), "--dashboard-agent-grpc-port",
-                str(_free_port()), "--runtime-env-agent-port", str(_free_port()),
-                "--metrics-export-port", str(_free_port())]
-    dashboard_port = _free_port()  # the job server (for `ray job submit`) lives in the dashboard
-    procs = [subprocess.Popen([RAY, "start", "--head", "--port", str(port), "--dashboard-host", "127.0.0.1",
-                               "--dashboard-port", str(dashboard_port), "--temp-dir", temp_dir, *agent_ports(), *common],
-                              env=env, start_new_session=True,
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)]
-    address = None
+    """Head and worker of one CPU each (tests/ray_cluster.py); teardown stops exactly these."""
+    cluster = LocalCluster()
     try:
-        address = _wait_for_head(port)
-        # Its own temp dir: two nodes on one machine must not share runtime_resources, or one
-        # node's cleanup deletes the other's copy of a job's working_dir.
-        worker_temp = tempfile.mkdtemp(prefix="pcray", dir="/tmp")
-        procs.append(subprocess.Popen([RAY, "start", "--address", address, "--temp-dir", worker_temp, *agent_ports(), *common], env=env,
-                                      start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
-        _wait_for_nodes(address, 2, env)
-        yield address, env, f"http://127.0.0.1:{dashboard_port}", temp_dir
+        cluster.add_worker()
+        yield cluster.address, cluster.env, cluster.dashboard, cluster.head_temp_dir
     finally:
-        for p in reversed(procs):
-            os.killpg(p.pid, signal.SIGTERM)
-        for p in procs:
-            try:
-                p.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                os.killpg(p.pid, signal.SIGKILL)
-
-
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _wait_for_head(port: int, timeout: float = 180) -> str:
-    """The head binds to the machine's own address (Ray 2.60); find it from the listening port."""
-    import socket
-
-    deadline = time.time() + timeout
-    host = socket.gethostbyname(socket.gethostname())
-    while time.time() < deadline:
-        for candidate in (host, "127.0.0.1"):
-            with socket.socket() as s:
-                s.settimeout(0.5)
-                if s.connect_ex((candidate, port)) == 0:
-                    return f"{candidate}:{port}"
-        time.sleep(0.5)
-    raise TimeoutError("the Ray head did not start")
-
-
-def _wait_for_nodes(address: str, n: int, env: dict, timeout: float = 240) -> None:
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        out = subprocess.run([RAY, "status", "--address", address], capture_output=True, text=True, env=env).stdout
-        if out.count("node_") >= n:
-            return
-        time.sleep(1)
-    raise TimeoutError(f"{n} Ray nodes did not join")
+        cluster.stop()
 
 
 def test_sample_runs_on_two_nodes_and_both_do_work(two_node_cluster, tmp_path):
