@@ -26,8 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from peakclips.reference import best_overlap, load_references
-from peakclips.shards import complete_shards
-from peakclips.shards import read_index as read_shard_index
+from peakclips.shards import complete_shards, load_index
 
 DEFAULT_REFERENCES = Path(__file__).resolve().parent.parent / "manifests" / "reference"
 
@@ -125,7 +124,7 @@ def read_index(output: str) -> list[dict]:
     complete = complete_shards(output)
     if not complete:
         raise EvalError(f"no finished shard (peakclips-NNNNNN.parquet with its _stats.json) in {output}")
-    return [row for name in complete for row in read_shard_index(output, name).to_pylist()]
+    return load_index(output, complete)
 
 
 def score_query(row: dict, ref: dict, ref_query: dict) -> Tally:

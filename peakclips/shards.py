@@ -35,6 +35,11 @@ def read_index(output: str, name: str):
     return pq.read_table(io.BytesIO(data), use_threads=False)
 
 
+def load_index(output: str, names: list[str]) -> list[dict]:
+    """The Parquet index rows of the named shards, in shard order."""
+    return [row for name in names for row in read_index(output, name).to_pylist()]
+
+
 def complete_shards(output: str) -> list[str]:
     return [n for n in shard_names(output) if storage.exists(storage.join(output, n + "_stats.json"))]
 

@@ -12,7 +12,7 @@ import statistics
 from collections import Counter
 
 from peakclips import storage
-from peakclips.shards import read_index, shard_names
+from peakclips.shards import load_index, shard_names
 
 COUNTERS = ("video_drop_reasons", "query_drop_reasons", "errors", "stage_seconds", "nodes")
 
@@ -27,14 +27,6 @@ def load_shard_stats(output: str) -> tuple[list[dict], list[str]]:
         else:
             incomplete.append(name)
     return done, incomplete
-
-
-def load_index(output: str, names: list[str]) -> list[dict]:
-    """The Parquet index rows of the named shards, in shard order."""
-    rows = []
-    for name in names:
-        rows += read_index(output, name).to_pylist()
-    return rows
 
 
 def combine(shards: list[dict]) -> dict:

@@ -18,8 +18,8 @@ from pathlib import Path
 
 from peakclips import __version__, storage
 from peakclips.report import plots
-from peakclips.shards import complete_shards, iter_samples
-from peakclips.stats import dataset_stats, load_index
+from peakclips.shards import complete_shards, iter_samples, load_index
+from peakclips.stats import dataset_stats
 
 THUMBNAILS = 16
 
