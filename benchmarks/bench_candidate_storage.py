@@ -1,7 +1,8 @@
 """How to store the T candidate frames of a sample (SPEC section 3: an H.264 `KEY.mp4` or JPEGs,
 whichever is smaller and decodes faster): bytes, quality (PSNR against the scaled source
 frames), encoding and decoding time per frame, for JPEG (Pillow) at two qualities and for
-H.264 (x264 through PyAV, one thread, CRF 23) at four presets.
+H.264 (x264 through PyAV, one thread, CRF 23) at four presets, and veryfast with the default
+`frames.candidate_x264_params` (no inter sub-partition search).
 
 Spacing matters: H.264 profits from similar consecutive frames. Three cases: T=256 over the
 60 s mix (a frame every 0.23 s: a short clip), T=32 over the mix (every 1.9 s: the spacing of
@@ -21,7 +22,10 @@ import numpy as np
 from benchmarks.common import REPO
 
 CASES = [("mix 60 s, T=256", "mix", 256), ("mix 60 s, T=32", "mix", 32), ("synthetic 10 min, T=256", "long", 256)]
-FORMATS = [("jpeg", 85), ("jpeg", 90), ("ultrafast", 23), ("superfast", 23), ("veryfast", 23), ("medium", 23)]
+DEFAULT_PARAMS = "partitions=i8x8,i4x4"  # FramesConfig().candidate_x264_params, checked in main()
+# (format or x264 preset, JPEG quality or CRF, x264-params)
+FORMATS = [("jpeg", 85, ""), ("jpeg", 90, ""), ("ultrafast", 23, ""), ("superfast", 23, ""), ("veryfast", 23, ""),
+           ("veryfast", 23, DEFAULT_PARAMS), ("medium", 23, "")]
 
 
 def candidates(video: str, t: int) -> list[np.ndarray]:
@@ -47,7 +51,7 @@ def psnr(a: np.ndarray, b: np.ndarray) -> float:
     return 10 * np.log10(255 ** 2 / max(mse, 1e-9))
 
 
-def encode(frames, fmt: str, q: int) -> tuple[list[bytes], float]:
+def encode(frames, fmt: str, q: int, params: str) -> tuple[list[bytes], float]:
     from PIL import Image
 
     from peakclips.video import Mp4Writer
@@ -60,7 +64,7 @@ def encode(frames, fmt: str, q: int) -> tuple[list[bytes], float]:
             Image.fromarray(img).save(buf, format="JPEG", quality=q)
             out.append(buf.getvalue())
     else:
-        writer = Mp4Writer(frames[0].shape[1], frames[0].shape[0], crf=q, preset=fmt)
+        writer = Mp4Writer(frames[0].shape[1], frames[0].shape[0], crf=q, preset=fmt, x264_params=params)
         for img in frames:
             writer.add(img)
         out = [writer.finish()]
@@ -82,16 +86,19 @@ def decode(data: list[bytes], fmt: str) -> tuple[list[np.ndarray], float]:
 
 def main(out_dir) -> str:
     from benchmarks.bench_preprocess import long_videos
+    from peakclips.config import FramesConfig
 
+    assert FramesConfig().candidate_x264_params == DEFAULT_PARAMS, "keep DEFAULT_PARAMS the config's default"
     videos = {"mix": str(REPO / "manifests/videos/blender_mix_60s_640x360.mp4"),
               "long": str(long_videos(Path(out_dir).resolve() / "media")["synthetic_10min"])}
     rows = []
     for label, video, t in CASES:
         frames = candidates(videos[video], t)
-        for fmt, q in FORMATS:
-            data, enc = encode(frames, fmt, q)
+        for fmt, q, params in FORMATS:
+            data, enc = encode(frames, fmt, q, params)
             back, dec = decode(data, fmt)
-            rows.append({"case": label, "format": f"JPEG q{q}" if fmt == "jpeg" else f"H.264 {fmt} crf {q}",
+            name = f"JPEG q{q}" if fmt == "jpeg" else f"H.264 {fmt} crf {q}" + (f" {params}" if params else "")
+            rows.append({"case": label, "format": name,
                          "kib_per_frame": sum(map(len, data)) / 1024 / t,
                          "psnr_db": float(np.mean([psnr(a, b) for a, b in zip(frames, back)])),
                          "encode_ms": enc * 1e3 / t, "decode_ms": dec * 1e3 / t})

@@ -86,6 +86,7 @@ def run_naive(video: Path) -> dict:
         runs.append(measure(["ffmpeg", "-v", "error", "-nostdin", "-i", str(video), "-an",
                              "-vf", f"fps={rate},scale={cw}:{ch}", "-frames:v", str(cfg.num_candidates),
                              "-c:v", "libx264", "-preset", cfg.candidate_preset, "-crf", str(cfg.candidate_crf),
+                             "-x264-params", f"{cfg.candidate_x264_params}:mbtree=0",
                              "-threads", "1", str(Path(tmp) / "candidates.mp4")]))
         for i, (a, b) in enumerate(scenes):
             for k, t in enumerate(midpoints(a, b, cfg.per_scene)):

@@ -8,7 +8,9 @@ frame rate files get correct times. Frames come out upright: rotation metadata i
 from __future__ import annotations
 
 import io
-from collections.abc import Iterator
+import queue
+import threading
+from collections.abc import Generator, Iterator
 from dataclasses import dataclass
 from fractions import Fraction
 
@@ -44,11 +46,22 @@ def open_container(uri: str):
         raise VideoError("not_a_video", f"cannot open as media: {e}") from None
 
 
+# Decoder threads by frame size. FFmpeg's frame threads cost 30-45 % more CPU per frame on
+# 360p video than one thread (a hand-over between threads per frame), and a Ray node already
+# runs one decode pass per CPU; from 1080p on a frame is big enough that they pay off (a
+# 1080p video decodes 1.7x faster with them). Measured in docs/benchmarks.md (preprocess).
+SINGLE_THREAD_MAX_PIXELS = 1280 * 720
+
+
 def video_stream(container):
     if not container.streams.video:
         raise VideoError("no_video_stream", "the file has no video stream")
     stream = container.streams.video[0]
-    stream.thread_type = "AUTO"  # frame + slice threads: decoding is the bulk of stages 2-3
+    ctx = stream.codec_context
+    if ctx.width * ctx.height > SINGLE_THREAD_MAX_PIXELS:
+        stream.thread_type = "AUTO"  # frame + slice threads
+    else:
+        stream.thread_count = 1
     return stream
 
 
@@ -145,13 +158,67 @@ def iter_frames(uri: str, errors: list[str] | None = None) -> Iterator[DecodedFr
                 errors.append(f"decoding stopped after {index} frames: {e}")
 
 
+DECODE_AHEAD_BYTES = 32 << 20  # decoded frames waiting for the caller, at most (and 32 frames)
+
+
+def decode_ahead(frames: Generator[DecodedFrame, None, None], width: int, height: int) -> Iterator[DecodedFrame]:
+    """`frames` (an `iter_frames` generator of width x height frames) run on a background
+    thread, up to DECODE_AHEAD_BYTES of frames ahead of the caller.
+
+    Decoding and demuxing release the GIL, so the next frames decode while the caller scales
+    and analyses the last ones, and the decoder keeps going through the caller's pauses (a
+    shot's JPEGs): a decode pass then takes about the decoder's time, not the sum (32 frames
+    ahead rather than 4: 11 % less wall time on the 60 s mix). A decoding error is raised in the
+    caller. A caller that stops early (its own error, or it closes this generator) stops the
+    thread, which closes the file.
+    """
+    depth = max(2, min(32, DECODE_AHEAD_BYTES // max(1, width * height * 3 // 2)))  # yuv420p bytes
+    done = object()
+    handoff: queue.Queue = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+
+    def put(item) -> bool:
+        while not stop.is_set():
+            try:
+                handoff.put(item, timeout=0.1)  # a timeout, to notice `stop` when the caller left
+                return True
+            except queue.Full:
+                pass
+        return False
+
+    def produce() -> None:
+        try:
+            for frame in frames:
+                if not put(frame):
+                    return
+            put(done)
+        except BaseException as e:  # re-raised in the caller's thread
+            put(e)
+        finally:
+            frames.close()
+
+    worker = threading.Thread(target=produce, name="decode-ahead", daemon=True)
+    worker.start()
+    try:
+        while (item := handoff.get()) is not done:
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        stop.set()
+        worker.join()
+
+
 class Scaler:
     """Scale and convert decoded frames through one reused swscale context.
 
     `frame.to_ndarray(width=..., height=...)` builds a new swscale context for every call,
     which costs more than decoding a 360p frame; a reused `VideoReformatter` does not, as long
     as the sizes and formats stay the same: use one Scaler per output. Area averaging is the
-    right filter for the large downscales done here.
+    right filter for the large downscales done here. One swscale thread: swscale's default
+    ("auto", a slice thread per CPU) spends more on waking its threads than on scaling these
+    small frames (10 % of the decode pass's CPU on a 2-core machine, docs/benchmarks.md), and
+    a Ray node already runs a decode pass per CPU.
     """
 
     def __init__(self):
@@ -162,7 +229,8 @@ class Scaler:
 
     def array(self, frame, width: int, height: int, fmt: str = "bgr24") -> np.ndarray:
         """The frame as stored (not rotated), scaled; for analysis, where orientation is moot."""
-        return self._reformatter.reformat(frame, width, height, fmt, interpolation=self._area).to_ndarray()
+        return self._reformatter.reformat(frame, width, height, fmt, interpolation=self._area,
+                                          threads=1).to_ndarray()
 
     def rgb(self, frame, width: int, height: int) -> np.ndarray:
         """An upright RGB array of (width, height), the size of the *upright* picture."""
@@ -178,7 +246,7 @@ class Scaler:
 
         if int(frame.rotation or 0) % 360:
             return av.VideoFrame.from_ndarray(self.rgb(frame, width, height), format="rgb24")
-        return self._reformatter.reformat(frame, width, height, "yuv420p", interpolation=self._area)
+        return self._reformatter.reformat(frame, width, height, "yuv420p", interpolation=self._area, threads=1)
 
 
 def to_rgb(frame, width: int | None = None, height: int | None = None) -> np.ndarray:
@@ -233,7 +301,7 @@ class Mp4Writer:
     third of its encoding time.
     """
 
-    def __init__(self, width: int, height: int, crf: int = 23, preset: str = "veryfast"):
+    def __init__(self, width: int, height: int, crf: int = 23, preset: str = "veryfast", x264_params: str = ""):
         import av
 
         self.width, self.height = width, height
@@ -242,7 +310,10 @@ class Mp4Writer:
         self._out.metadata["creation_time"] = "1970-01-01T00:00:00Z"
         self._stream = self._out.add_stream("libx264", rate=1)
         self._stream.width, self._stream.height, self._stream.pix_fmt = width, height, "yuv420p"
-        self._stream.options = {"crf": str(crf), "preset": preset, **X264_OPTIONS}
+        options = {"crf": str(crf), "preset": preset, **X264_OPTIONS}
+        if x264_params:  # ours last: x264 takes the last value of a repeated key
+            options["x264-params"] = f"{x264_params}:{X264_OPTIONS['x264-params']}"
+        self._stream.options = options
         self.count = 0
 
     def add(self, frame) -> None:

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from peakclips.errors import VideoError
-from peakclips.video import iter_frames, probe
+from peakclips.video import decode_ahead, iter_frames, probe
 from tests import media
 
 
@@ -64,3 +64,53 @@ def test_truncated_stream_decodes_as_far_as_it_goes(tmp_path):
     frames = list(iter_frames(info.path, errors))
     assert len(frames) == info.extra["decodable_frames"] < probe(info.path).n_frames
     assert all("decoding stopped" in e for e in errors)
+
+
+def _live_threads(name: str) -> int:
+    import threading
+
+    return sum(t.name == name for t in threading.enumerate())
+
+
+def test_decode_ahead_yields_what_iter_frames_does_and_raises_its_errors_in_the_caller(tmp_path):
+    info = media.make_cuts_clip(tmp_path / "c.mp4", (20,), 48)
+    w, h = info.width, info.height
+    ahead = [(d.time_s, d.index, d.frame.to_ndarray().sum()) for d in decode_ahead(iter_frames(info.path), w, h)]
+    assert ahead == [(d.time_s, d.index, d.frame.to_ndarray().sum()) for d in iter_frames(info.path)]
+
+    corrupt = media.make_corrupt_clip(tmp_path / "bad.mp4")
+    with pytest.raises(VideoError) as e:
+        list(decode_ahead(iter_frames(corrupt.path), w, h))
+    assert e.value.code == "decode_failed"
+    assert _live_threads("decode-ahead") == 0
+
+    truncated = media.make_truncated_clip(tmp_path / "t.mp4")
+    errors: list[str] = []
+    frames = list(decode_ahead(iter_frames(truncated.path, errors), w, h))
+    assert len(frames) == truncated.extra["decodable_frames"]
+    assert all("decoding stopped" in e for e in errors)  # set before the caller sees the end
+
+
+def test_decode_ahead_stops_its_thread_and_closes_the_file_when_the_caller_stops_early(tmp_path):
+    info = media.make_cuts_clip(tmp_path / "c.mp4", (20,), 96)
+    w, h = info.width, info.height
+    source = iter_frames(info.path)
+    frames = decode_ahead(source, w, h)
+    first = next(frames)
+    assert first.index == 0 and _live_threads("decode-ahead") == 1
+    frames.close()  # what a caller's `finally` does, e.g. after its own error
+    assert _live_threads("decode-ahead") == 0
+    assert source.gi_frame is None  # the decoding generator finished: its `with` closed the file
+
+
+def test_small_frames_decode_on_one_thread_large_ones_on_ffmpegs_threads(tmp_path):
+    from peakclips.video import SINGLE_THREAD_MAX_PIXELS, open_container, video_stream
+
+    small = media.make_cuts_clip(tmp_path / "s.mp4", (20,), 24)
+    large = media.make_cuts_clip(tmp_path / "l.mp4", (4,), 8, size=(1920, 1080))
+    assert 1920 * 1080 > SINGLE_THREAD_MAX_PIXELS
+    with open_container(small.path) as c:
+        assert video_stream(c).thread_count == 1
+    with open_container(large.path) as c:
+        stream = video_stream(c)
+        assert stream.thread_type.name == "AUTO" and stream.thread_count == 0  # 0: FFmpeg picks per CPU

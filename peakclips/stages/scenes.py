@@ -1,6 +1,7 @@
 """Stages 2-3 of SPEC section 2, scenes and frames, as ONE Ray stage over ONE decode pass.
 
-Every frame is decoded once (PyAV, pts-based times, so variable frame rate is exact), scaled
+Every frame is decoded once (PyAV, pts-based times, so variable frame rate is exact; on a
+background thread a few frames ahead, `decode_ahead`, so decoding overlaps the rest), scaled
 once to `scenes.analysis_width` for the shot detector (`peakclips/detect.py`), and offered to
 the two frame samplers of `peakclips/stages/frames.py` (T candidates streamed into an H.264
 MP4; a bounded reservoir per shot for the m frames per scene). Memory stays flat however long
@@ -26,7 +27,7 @@ from peakclips.config import FramesConfig, ScenesConfig
 from peakclips.errors import VideoError
 from peakclips.stages import Stage
 from peakclips.stages.frames import Candidates, SceneFrames, pick_scene_frames
-from peakclips.video import Scaler, fit_size, iter_frames
+from peakclips.video import Scaler, decode_ahead, fit_size, iter_frames
 
 
 @dataclass
@@ -70,8 +71,9 @@ def preprocess(uri: str, duration_s: float, fps: float, width: int, height: int,
             cuts.append(cut.seconds)
             scene_frames.cut(cut.seconds)
 
+    decoded_frames = decode_ahead(iter_frames(uri, errors), width, height)
     try:
-        for decoded in iter_frames(uri, errors):
+        for decoded in decoded_frames:
             frame = decoded.frame
             if size is None:  # analysis size, in the stored (not rotated) orientation: cuts do not care
                 aw = min(scfg.analysis_width, frame.width) // 2 * 2 or 2
@@ -86,7 +88,8 @@ def preprocess(uri: str, duration_s: float, fps: float, width: int, height: int,
             raise VideoError("too_few_frames" if times else "no_frames", detail)
         add_cuts(detector.post_process(tc))
         mp4, cand_times = candidates.finish()
-    finally:
+    finally:  # on any way out, stop the decoder and encoder threads now
+        decoded_frames.close()
         candidates.close()
 
     n = len(times)

@@ -48,6 +48,28 @@ def test_candidate_errors_surface_in_the_caller():
         cands.finish()
 
 
+def test_candidate_x264_params_reach_the_encoder_and_malformed_ones_are_config_errors():
+    import numpy as np
+
+    from peakclips.config import ConfigError, load_config
+
+    rng = np.random.default_rng(0)
+    frames = [av.VideoFrame.from_ndarray(rng.integers(0, 255, (48, 64, 3), dtype=np.uint8)) for _ in range(6)]
+    encoded = {}
+    for params in ("partitions=i8x8,i4x4", "partitions=none:ref=2"):
+        cfg = load_config(None, ["frames.num_candidates=6", f"frames.candidate_x264_params={params}"]).frames
+        cands = Candidates(6.0, (64, 48), cfg, Scaler())
+        assert cands.writer._stream.options["x264-params"] == f"{params}:mbtree=0"  # ours last: it wins
+        for t, frame in enumerate(frames):
+            cands.push(frame, float(t))
+        encoded[params], _ = cands.finish()
+        assert len(decode_mp4(encoded[params])) == 6
+    assert encoded["partitions=i8x8,i4x4"] != encoded["partitions=none:ref=2"]
+    for bad in ("partitions i8x8", "ref=1:", "=1"):
+        with pytest.raises(ConfigError, match="frames.candidate_x264_params"):
+            load_config(None, [f"frames.candidate_x264_params={bad}"])
+
+
 def feed(sampler: SceneFrames, seconds: float, fps: float, cuts: list[float], track: dict):
     frame, cut_iter = solid(100), iter(cuts)
     next_cut = next(cut_iter, None)
