@@ -17,6 +17,7 @@ only when that fails and HF_HUB_OFFLINE is not set, with timeouts of a few secon
 from __future__ import annotations
 
 import io
+import logging
 import os
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -78,7 +79,7 @@ def load_clip(cfg: ClipConfig, device: str = "cpu"):
         raise FileNotFoundError(f"no checkpoint file at {cfg.pretrained}")
 
     def build():
-        with torch.random.fork_rng(devices=[]):
+        with torch.random.fork_rng(devices=[]), _without_open_clip_download_log():
             torch.manual_seed(RANDOM_INIT_SEED)
             model, _, preprocess = open_clip.create_model_and_transforms(
                 cfg.model, pretrained=cfg.pretrained, device=device,
@@ -101,6 +102,24 @@ def load_clip(cfg: ClipConfig, device: str = "cpu"):
                                   f"is not reachable ({problem})") from e
     with hub_settings(offline=False):
         return build()
+
+
+class _DropDownloadFailure(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not record.getMessage().startswith("Failed to download weights")
+
+
+@contextmanager
+def _without_open_clip_download_log():
+    """open_clip logs "Failed to download weights ..." on the root logger and then raises the
+    same text; callers report the exception (`load_failure`: one sentence that says what to
+    set), so the log line would only say it twice, the first time without the advice."""
+    root, drop = logging.getLogger(), _DropDownloadFailure()
+    root.addFilter(drop)
+    try:
+        yield
+    finally:
+        root.removeFilter(drop)
 
 
 def hub_unreachable() -> str | None:

@@ -221,7 +221,11 @@ class StageRun:
         trainer.consumed_batches = consumed_batches(self.checkpoint, self.geometry(trainer.args.world_size),
                                                     self.cfg.optim.grad_accum)
         shards = self.stream_args["shards"]
-        print(f"peakclips-train {self.name}: {len(shards)} shard(s), model from {self.source}"
+        m = self.cfg.model
+        origin = (f"a new tiny random Qwen2.5-VL ({m.tiny_layers} layers, hidden {m.tiny_hidden_size}; "
+                  f"model.tiny; only the tokenizer is real)" if m.tiny and not Path(self.source).is_dir()
+                  else f"model from {self.source}")  # the same test as models.load
+        print(f"peakclips-train {self.name}: {len(shards)} shard(s), {origin}"
               + (f", resuming from {self.checkpoint} (batch {trainer.consumed_batches})" if self.checkpoint else ""),
               flush=True)
         trainer.train(resume_from_checkpoint=self.checkpoint)

@@ -3,6 +3,7 @@ real JPEG frames; both `clip.required` paths, offline and with an unreachable hu
 touching the network."""
 
 import io
+import logging
 import socket
 import subprocess
 import sys
@@ -110,7 +111,7 @@ def test_clip_off_passes_rows_through():
     assert ClipScore(ClipConfig(), use_clip=False)(row())["clip_sims"] == []
 
 
-def test_offline_hub_default_weights_fail_in_seconds_without_touching_the_network(no_network, monkeypatch):
+def test_offline_hub_default_weights_fail_in_seconds_without_touching_the_network(no_network, monkeypatch, caplog):
     from huggingface_hub import constants
 
     monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
@@ -120,6 +121,8 @@ def test_offline_hub_default_weights_fail_in_seconds_without_touching_the_networ
     assert note.startswith("open_clip model ViT-B-16-SigLIP (webli) could not be loaded")
     assert "clip.required=false" in note and "\n" not in note
     assert no_network == []
+    # open_clip's own "Failed to download weights" log line would say it a second time
+    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR] == []
 
 
 def test_missing_local_checkpoint_fails_without_asking_the_hub(no_network, monkeypatch):
@@ -163,4 +166,5 @@ def test_required_clip_that_cannot_load_stops_the_run_at_start_with_one_sentence
     last = proc.stderr.strip().splitlines()[-1]
     assert last.startswith("peakclips: error: open_clip model ViT-B-16-SigLIP (webli) could not be loaded")
     assert "Traceback" not in proc.stderr and not (tmp_path / "o").exists()
+    assert proc.stderr.count("Failed to download weights") <= 1  # in our sentence, not a log line before it
     assert elapsed < 30, elapsed

@@ -20,7 +20,8 @@ def test_stopped_stage_resumes_to_the_same_model(tmp_path, colour_shards, capsys
                        "sft1")
     # the same run, stopped after its step-2 checkpoint (max_steps=2), then started again
     run_sft(load_train_config(None, common + [f"run.output_dir={tmp_path / 'b'}", "optim.max_steps=2"]), "sft1")
-    capsys.readouterr()
+    first = capsys.readouterr().out  # says what the weights are: not the hub name of the base model
+    assert "a new tiny random Qwen2.5-VL" in first and "model from" not in first
     resumed = run_sft(load_train_config(None, common + [f"run.output_dir={tmp_path / 'b'}", "optim.max_steps=4"]),
                       "sft1")
     assert f"resuming from {tmp_path / 'b' / 'sft1' / 'checkpoint-2'} (batch 2)" in capsys.readouterr().out
