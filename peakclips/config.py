@@ -83,7 +83,7 @@ class FramesConfig(Strict):
     candidate_crf: int = 23
     candidate_x264_params: str = Field("partitions=i8x8,i4x4", pattern=r"^([a-z0-9-]+=[^:=]+(:[a-z0-9-]+=[^:=]+)*)?$")
     """More x264 options after the preset, in x264-params form (`key=value:key=value`). The
-    default leaves out veryfast's inter sub-partition search (p8x8, b8x8): 25-40 % less
+    default leaves out veryfast's inter sub-partition search (p8x8, b8x8): 18-25 % less
     encoding CPU for 0-2 % more bytes at the same PSNR (docs/benchmarks.md, candidate storage).
     `mbtree=0` is always added (byte-reproducible output, see peakclips/video.py)."""
     scene_frame_size: int = 384
