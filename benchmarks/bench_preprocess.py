@@ -71,7 +71,7 @@ def run_naive(video: Path) -> dict:
     """The naive sequence; returns summed wall/CPU and max RSS over its processes."""
     from peakclips.config import FramesConfig
     from peakclips.stages.frames import midpoints
-    from peakclips.video import fit_size, probe
+    from peakclips.video import fit_size, probe, x264_params
 
     cfg, info = FramesConfig(), probe(str(video))
     cw, ch = fit_size(info.width, info.height, cfg.candidate_size)
@@ -86,7 +86,7 @@ def run_naive(video: Path) -> dict:
         runs.append(measure(["ffmpeg", "-v", "error", "-nostdin", "-i", str(video), "-an",
                              "-vf", f"fps={rate},scale={cw}:{ch}", "-frames:v", str(cfg.num_candidates),
                              "-c:v", "libx264", "-preset", cfg.candidate_preset, "-crf", str(cfg.candidate_crf),
-                             "-x264-params", f"{cfg.candidate_x264_params}:mbtree=0",
+                             "-x264-params", x264_params(cfg.candidate_x264_params),
                              "-threads", "1", str(Path(tmp) / "candidates.mp4")]))
         for i, (a, b) in enumerate(scenes):
             for k, t in enumerate(midpoints(a, b, cfg.per_scene)):

@@ -292,6 +292,12 @@ def decode_jpeg(data: bytes) -> np.ndarray:
 X264_OPTIONS = {"threads": "1", "x264-params": "mbtree=0"}
 
 
+def x264_params(extra: str = "") -> str:
+    """The x264-params of a stored stream: `extra` (key=value:...) and then ours, last because
+    x264 takes the last value of a repeated key."""
+    return f"{extra}:{X264_OPTIONS['x264-params']}" if extra else X264_OPTIONS["x264-params"]
+
+
 class Mp4Writer:
     """Streams frames into an in-memory H.264 MP4, one frame per time unit.
 
@@ -301,7 +307,7 @@ class Mp4Writer:
     third of its encoding time.
     """
 
-    def __init__(self, width: int, height: int, crf: int = 23, preset: str = "veryfast", x264_params: str = ""):
+    def __init__(self, width: int, height: int, crf: int = 23, preset: str = "veryfast", extra_x264_params: str = ""):
         import av
 
         self.width, self.height = width, height
@@ -310,10 +316,8 @@ class Mp4Writer:
         self._out.metadata["creation_time"] = "1970-01-01T00:00:00Z"
         self._stream = self._out.add_stream("libx264", rate=1)
         self._stream.width, self._stream.height, self._stream.pix_fmt = width, height, "yuv420p"
-        options = {"crf": str(crf), "preset": preset, **X264_OPTIONS}
-        if x264_params:  # ours last: x264 takes the last value of a repeated key
-            options["x264-params"] = f"{x264_params}:{X264_OPTIONS['x264-params']}"
-        self._stream.options = options
+        self._stream.options = {"crf": str(crf), "preset": preset, **X264_OPTIONS,
+                                "x264-params": x264_params(extra_x264_params)}
         self.count = 0
 
     def add(self, frame) -> None:

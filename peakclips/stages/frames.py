@@ -73,7 +73,7 @@ class Candidates:
     def __init__(self, duration_s: float, size: tuple[int, int], cfg: FramesConfig, scaler: Scaler):
         self.targets = midpoints(0.0, duration_s, cfg.num_candidates)
         self.writer = Mp4Writer(*size, crf=cfg.candidate_crf, preset=cfg.candidate_preset,
-                                x264_params=cfg.candidate_x264_params)
+                                extra_x264_params=cfg.candidate_x264_params)
         self.size, self.scaler = size, scaler
         self.times: list[float] = []
         self._held = None  # (frame, t): the latest frame, on screen until the next one

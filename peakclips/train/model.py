@@ -120,13 +120,18 @@ def _dtype(name: str):
     return getattr(torch, name)
 
 
+def builds_tiny(name_or_path: str, tiny: bool) -> bool:
+    """Whether `load` makes a new tiny random model (`tiny`, and no saved model folder to load)."""
+    return tiny and not Path(name_or_path).is_dir()
+
+
 def load(name_or_path: str, tiny: bool, *, hidden: int = 64, layers: int = 2, seed: int = 0,
          dtype: str = "auto", attn_implementation: str | None = None, max_pixels: int, min_pixels: int):
     """(model, processor): a saved folder or hub model, or a new tiny random one."""
     import torch
     from transformers import AutoProcessor, Qwen2_5_VLForConditionalGeneration
 
-    if tiny and not Path(name_or_path).is_dir():
+    if builds_tiny(name_or_path, tiny):
         torch.manual_seed(seed)
         model = Qwen2_5_VLForConditionalGeneration(tiny_config(hidden, layers)).to(_dtype(dtype))
         processor = build_processor(qwen_tokenizer(), max_pixels, min_pixels)

@@ -223,8 +223,8 @@ class StageRun:
         shards = self.stream_args["shards"]
         m = self.cfg.model
         origin = (f"a new tiny random Qwen2.5-VL ({m.tiny_layers} layers, hidden {m.tiny_hidden_size}; "
-                  f"model.tiny; only the tokenizer is real)" if m.tiny and not Path(self.source).is_dir()
-                  else f"model from {self.source}")  # the same test as models.load
+                  f"model.tiny; only the tokenizer is real)" if models.builds_tiny(self.source, m.tiny)
+                  else f"model from {self.source}")
         print(f"peakclips-train {self.name}: {len(shards)} shard(s), {origin}"
               + (f", resuming from {self.checkpoint} (batch {trainer.consumed_batches})" if self.checkpoint else ""),
               flush=True)
