@@ -43,7 +43,7 @@ peakclips: $(STAMP)  ## build a dataset (default: the offline sample into out/sa
 	$(OFFLINE) $(VENV)/bin/peakclips run $(CONFIG) --manifest $(MANIFEST) --output $(OUTPUT) $(if $(SHARDS),--shards $(SHARDS))
 
 test: $(STAMP) sysdeps  ## run all tests, offline
-	HF_HUB_OFFLINE=1 $(PY) -m pytest -q
+	HF_HUB_OFFLINE=1 $(PY) -m pytest -q < /dev/null
 
 bench: $(STAMP) sysdeps  ## benchmarks (ratios against baselines, side by side); see docs/benchmarks.md
 	HF_HUB_OFFLINE=1 $(PY) -m benchmarks.run

@@ -108,7 +108,10 @@ def main(out_dir) -> str:
 
     tmp = tempfile.mkdtemp(prefix="bench-annotator-")
     rows = sample_rows(tmp)
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, ignore_reinit_error=True)
+    from peakclips.terminal import RAY_RUNTIME_ENV
+
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, ignore_reinit_error=True,
+             runtime_env=RAY_RUNTIME_ENV)
     ray.data.DataContext.get_current().enable_progress_bars = False
     # Enough videos for about 13 s at the ceiling, so the start and the last video's tail
     # (its chapters, queries and relevance calls go one after the other) weigh little.

@@ -145,8 +145,10 @@ def main(out_dir) -> str:
 
     ray_started_here = not ray.is_initialized()
     if ray_started_here:
+        from peakclips.terminal import RAY_RUNTIME_ENV
+
         ray.init(num_cpus=threads, num_gpus=1 if cfg.device == "cuda" else 0, include_dashboard=False,
-                 log_to_driver=False)
+                 log_to_driver=False, runtime_env=RAY_RUNTIME_ENV)
     ray.data.DataContext.get_current().enable_progress_bars = False
     ray_runs = []
     try:

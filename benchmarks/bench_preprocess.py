@@ -48,7 +48,7 @@ def long_videos(folder: Path) -> dict[str, Path]:
     for minutes in (10, 60):
         path = folder / f"synthetic_{minutes}min.mp4"
         if not path.exists():
-            subprocess.run(["ffmpeg", "-v", "error", "-y", "-stream_loop", str(minutes // 2 - 1), "-i", str(base),
+            subprocess.run(["ffmpeg", "-v", "error", "-nostdin", "-y", "-stream_loop", str(minutes // 2 - 1), "-i", str(base),
                             "-c", "copy", str(path)], check=True)
         out[f"synthetic_{minutes}min"] = path
     return out

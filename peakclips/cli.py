@@ -15,6 +15,7 @@
 
 from __future__ import annotations
 
+import _thread
 import argparse
 import sys
 from pathlib import Path
@@ -25,10 +26,21 @@ from peakclips import __version__
 def cmd_run(args) -> int:
     from peakclips.config import load_config
     from peakclips.pipeline import run
+    from peakclips.terminal import StoppedWatch, detach_stdin
 
     cfg = load_config(args.config, args.set or [])
     output = args.output or str(Path("out") / Path(args.config).stem)
-    run(cfg, args.manifest, output, args.shards, args.force)
+    # Nothing this run starts may inherit the user's terminal (peakclips/terminal.py); should a
+    # process still end up stopped by it, the watch ends the run with one sentence.
+    detach_stdin()
+    with StoppedWatch(on_stopped=lambda _: _thread.interrupt_main()) as watch:
+        try:
+            run(cfg, args.manifest, output, args.shards, args.force)
+        except KeyboardInterrupt:
+            if watch.message is None:
+                raise
+            print(f"peakclips: error: {watch.message}", file=sys.stderr)
+            return 1
     return 0
 
 

@@ -88,11 +88,16 @@ def init_ray(cfg: RunConfig) -> None:
 
     if ray.is_initialized():
         return
+    from peakclips.terminal import RAY_RUNTIME_ENV
+
+    # Every worker points its stdin at /dev/null before it runs anything (peakclips/terminal.py:
+    # a worker that touches the user's terminal is stopped by SIGTTOU and the run hangs).
     address = cfg.ray.address or os.environ.get("RAY_ADDRESS")
     if address:
-        ray.init(address=address, log_to_driver=False)
+        ray.init(address=address, log_to_driver=False, runtime_env=RAY_RUNTIME_ENV)
     else:
-        ray.init(num_cpus=cfg.ray.num_cpus, include_dashboard=False, log_to_driver=False)
+        ray.init(num_cpus=cfg.ray.num_cpus, include_dashboard=False, log_to_driver=False,
+                 runtime_env=RAY_RUNTIME_ENV)
     ray.data.DataContext.get_current().enable_progress_bars = False
 
 

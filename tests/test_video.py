@@ -51,7 +51,7 @@ def test_corrupt_stream_is_decode_failed(tmp_path):
 def test_raw_stream_without_timestamps_gets_duration_and_times(tmp_path):
     info = media.make_cuts_clip(tmp_path / "c.mp4", (20,), 48)
     raw = tmp_path / "c.h264"
-    subprocess.run(["ffmpeg", "-v", "error", "-i", info.path, "-c", "copy", "-f", "h264", str(raw)], check=True)
+    subprocess.run(["ffmpeg", "-v", "error", "-nostdin", "-i", info.path, "-c", "copy", "-f", "h264", str(raw)], check=True)
     p = probe(str(raw))
     assert p.duration_s > 0 and p.n_frames == 48
     times = [d.time_s for d in iter_frames(str(raw))]

@@ -37,7 +37,7 @@ def ensure_shards() -> None:
     print(f"train-smoke: building {SHARDS} from manifests/train-sample.jsonl (the pipeline, ~3 min)", flush=True)
     cmd = [sys.executable, "-m", "peakclips.cli", "run", "pipelines/sample.yaml",
            "--manifest", "manifests/train-sample.jsonl", "--output", str(SHARDS)]
-    subprocess.run(cmd, check=True, env=dict(os.environ, HF_HUB_OFFLINE="1"))
+    subprocess.run(cmd, check=True, stdin=subprocess.DEVNULL, env=dict(os.environ, HF_HUB_OFFLINE="1"))
 
 
 def summary(stage: str) -> str:
