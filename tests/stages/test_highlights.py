@@ -3,7 +3,8 @@
 import pytest
 
 from peakclips.config import ClipConfig, FiltersConfig, HighlightsConfig
-from peakclips.stages.highlights import Highlights, build_clips, clip_to_relevance, fuse, priority
+from peakclips.scores import clip_to_relevance, fuse, priority
+from peakclips.stages.highlights import Highlights, build_clips
 
 
 def test_clip_mapping_is_clamped():

@@ -86,7 +86,7 @@ def test_hub_model_offline_fails_with_what_to_set(monkeypatch):
 
 
 def test_trainer_never_imports_the_pipeline():
-    code = ("import sys, peakclips.train.cli, peakclips.train.sft, peakclips.train.rl, peakclips.train.select, "
+    code = ("import sys, peakclips.train.cli, peakclips.train.sft, peakclips.train.rl, peakclips.commands.select, "
             "peakclips.train.smoke\n"
             "bad = sorted(m for m in sys.modules if m.startswith(('peakclips.stages', 'peakclips.pipeline')))\n"
             "print(bad)")
