@@ -18,6 +18,8 @@ from peakclips.config import ClipConfig
 from peakclips.stages.clipscore import ClipScore
 from tests.conftest import REPO, SAMPLE_CONFIG
 
+pytestmark = pytest.mark.model  # loads a neural network on CPU: not in `make test-fast`
+
 TEST_MODEL = {"model": "ViT-B-32", "pretrained": None}
 
 

@@ -55,6 +55,7 @@ def test_a_stage_needs_the_previous_stage(tmp_path, colour_shards, capsys):
     assert not (tmp_path / "sft2").exists()
 
 
+@pytest.mark.model  # builds the tiny Qwen2.5-VL before it finds no qa item
 def test_rl_on_shards_without_qa_says_so(tmp_path, capsys):
     doc, mp4 = colour_samples(1)[0]
     write_shard(tmp_path / "shards" / "peakclips-000000.tar", [(dict(doc, qa=[]), mp4)])

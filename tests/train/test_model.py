@@ -12,6 +12,8 @@ import pytest
 from peakclips.train import batch, model
 from tests.conftest import REPO
 
+pytestmark = pytest.mark.model  # loads a neural network on CPU: not in `make test-fast`
+
 
 @pytest.fixture(scope="module")
 def tiny():
