@@ -22,7 +22,6 @@ import re
 from peakclips import storage
 
 PREFIX = "peakclips-"
-NAME_RE = re.compile(r"peakclips-(\d{6})")
 SHARD_FILE_RE = re.compile(r"(peakclips-\d{6})(\.tar|\.parquet|_stats\.json)")
 STAGED_RE = re.compile(r"(\d{9})\.(json|mp4)")
 STAGING = "_staging"
@@ -38,10 +37,6 @@ KEY_RE = re.compile(r"[A-Za-z0-9_-]+")
 def shard_name(shard: int | str) -> str:
     """`peakclips-000007` for shard 7 (a name is returned as it is)."""
     return shard if isinstance(shard, str) else f"{PREFIX}{shard:06d}"
-
-
-def shard_id(name: str) -> int:
-    return int(NAME_RE.fullmatch(name).group(1))
 
 
 def tar_path(output: str, shard: int | str) -> str:

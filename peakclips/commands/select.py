@@ -38,6 +38,8 @@ def select(video: str, query: str, k: int, checkpoint: str, mode: str = "auto",
            max_new_tokens: int = 512) -> dict:
     """k timestamps for `query` on `video`, with the clips they came from and how. An answer
     that does not parse falls back to uniform frames (`fallback`, `fallback_reason`)."""
+    if not Path(checkpoint).is_dir():  # before torch is imported: a typo fails in milliseconds
+        raise UserError(f"--checkpoint {checkpoint} is not a folder")
     import torch
 
     from peakclips.prompts import Prompt
@@ -45,8 +47,6 @@ def select(video: str, query: str, k: int, checkpoint: str, mode: str = "auto",
     from peakclips.train.batch import encode, to_device
     from peakclips.train.tasks import parse_clips, selector_prompt
 
-    if not Path(checkpoint).is_dir():
-        raise UserError(f"--checkpoint {checkpoint} is not a folder")
     meta = models.read_meta(checkpoint)
     model, processor = models.load(checkpoint, False, max_pixels=meta.get("max_pixels", 448 * 252),
                                    min_pixels=meta.get("min_pixels", 28 * 28))

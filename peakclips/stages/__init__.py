@@ -62,5 +62,7 @@ def _node_id() -> str:
     return ray.get_runtime_context().get_node_id() if ray.is_initialized() else ""
 
 
-# "scenes" is SPEC stages 2-3 (scenes and frames) in one decode pass: see stages/scenes.py.
-STAGE_NAMES = ["ingest", "scenes", "annotate", "clipscore", "highlights", "shard"]
+def stage_seconds(row: dict[str, Any]) -> dict[str, float]:
+    """Wall seconds of each stage the row went through, in the order it went (the `t_<stage>_s`
+    columns `finish` adds; the order of the stages is pipeline.stage_specs')."""
+    return {k[2:-2]: v for k, v in row.items() if k.startswith("t_") and k.endswith("_s")}

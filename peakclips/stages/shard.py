@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import io
 import json
-import os
 import tarfile
 import tempfile
 import time
@@ -27,7 +26,7 @@ from collections import Counter
 from peakclips import __version__, shards, storage
 from peakclips.schema import INDEX_COLUMNS, SCHEMA_VERSION, RunInfo, Sample, ShardStats
 from peakclips.spans import length
-from peakclips.stages import STAGE_NAMES, Stage
+from peakclips.stages import Stage, stage_seconds
 
 
 def build_sample(row: dict, run: RunInfo) -> dict | None:
@@ -115,8 +114,7 @@ class StageSample(Stage):
         sample = build_sample(row, self.run)
         if sample is None:  # not kept: its candidate frames (if the scenes stage staged them) go
             storage.remove(shards.staged_frames(self.output, row["shard_id"], row["index"]))
-        timings = {s: row.get(f"t_{s}_s", 0.0) for s in STAGE_NAMES[:-1]}
-        timings["shard"] = time.perf_counter() - started
+        timings = stage_seconds(row) | {self.name: time.perf_counter() - started}
         status = "error" if row.get("error") else row["status"]
         record = {"index": row["index"], "key": row["key"], "resume_key": row["resume_key"], "status": status,
                   "error": row.get("error") or None, "drop_reason": row.get("drop_reason") or None,
@@ -158,15 +156,16 @@ def finalize_shard(output: str, shard_id: int, expected: list[int], run: RunInfo
                            f"are not the shard's videos {list(expected)}")
     name = shards.shard_name(shard_id)
     with tempfile.TemporaryDirectory(prefix="peakclips-") as tmp:
-        tar_path = os.path.join(tmp, name + ".tar")
+        tar_path = shards.tar_path(tmp, name)  # built locally under the final names, then uploaded
         with tarfile.open(tar_path, "w", format=tarfile.PAX_FORMAT) as tar:
             for r in records:
                 if r["sample"] is None:
                     continue
                 mp4 = storage.read_bytes(shards.staged_frames(output, shard_id, r["index"]))
-                _add_member(tar, f"{r['key']}.json", json.dumps(r["sample"], sort_keys=True).encode())
-                _add_member(tar, f"{r['key']}.mp4", mp4)
-        parquet_path = os.path.join(tmp, name + ".parquet")
+                json_member, mp4_member = (f"{r['key']}.{suffix}" for suffix in shards.MEMBER_SUFFIXES)
+                _add_member(tar, json_member, json.dumps(r["sample"], sort_keys=True).encode())
+                _add_member(tar, mp4_member, mp4)
+        parquet_path = shards.index_path(tmp, name)
         index_rows = [row for r in records for row in r["index_rows"]]
         pq.write_table(index_table(index_rows), parquet_path)
         stats = shard_stats(shard_id, records, run)
