@@ -2,9 +2,9 @@
 and stats.
 
 Used by the tools that read a built dataset (verify, stats, exports, hub upload, report, frames,
-calibrate-clip, annotator-eval) and the trainer's shard listing; no stage imports it. Only
-complete shards (shards.is_complete) are read, so a folder another job is still writing to reads
-consistently. Tars are read member by member; a sample's frames are only read when asked for
+calibrate-clip, annotator-eval); no stage imports it (tests/test_import_direction.py). The trainer
+reads tars with webdataset (train/data.py). Only complete shards (shards.is_complete) are read, so
+a folder another job is still writing to reads consistently. Tars are read member by member; a sample's frames are only read when asked for
 (seekable files skip them). Names and paths come from peakclips/shards.py.
 """
 

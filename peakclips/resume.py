@@ -82,7 +82,7 @@ def prepare(output: str, shard_ids: list[int], tasks, run: RunInfo, force: bool)
                 continue
             try:
                 record = json.loads(storage.read_bytes(storage.join(folder, name)))
-            except (ValueError, OSError):
+            except (json.JSONDecodeError, UnicodeDecodeError, OSError):  # unreadable: the video is redone
                 record = {}
             has_frames = record.get("sample") is None or index in frames
             if record.get("resume_key") == expected.get(index) and has_frames:
