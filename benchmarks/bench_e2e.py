@@ -36,13 +36,12 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 
 import yaml
 
-from benchmarks.common import REPO, median
+from benchmarks.common import REPO, TreeSampler, median
 from tests.ray_cluster import LocalCluster
 
 QUICK = os.environ.get("PEAKCLIPS_BENCH_QUICK") == "1"
@@ -79,54 +78,6 @@ def write_inputs(folder: Path, sizes: list[int]) -> tuple[dict[int, Path], Path]
 
 
 # ----------------------------------------------------------------------------- one run
-
-class TreeSampler(threading.Thread):
-    """Peak memory of a process tree, sampled every `period` seconds until `stop()`."""
-
-    def __init__(self, pid: int, period: float = 0.2):
-        super().__init__(daemon=True)
-        self.pid, self.period, self.halt = pid, period, threading.Event()
-        self.peak = {"driver_rss": 0, "workers_rss": 0, "workers_pss": 0, "daemons_rss": 0, "workers": 0}
-        self.series: list[tuple] = []
-        self.by_title: dict[str, float] = {}  # peak summed RSS of the workers with one process title
-
-    def run(self) -> None:
-        import psutil
-
-        root = psutil.Process(self.pid)
-        started = time.perf_counter()
-        while not self.halt.wait(self.period):
-            try:
-                procs = [root, *root.children(recursive=True)]
-            except psutil.Error:
-                return
-            now = {"driver_rss": 0, "workers_rss": 0, "workers_pss": 0, "daemons_rss": 0, "workers": 0}
-            titles: dict[str, int] = {}
-            for p in procs:
-                try:
-                    if p.pid == self.pid:
-                        now["driver_rss"] = p.memory_info().rss
-                    elif (title := (p.cmdline() or [""])[0]).startswith("ray::"):
-                        mem = p.memory_full_info()
-                        titles[title] = titles.get(title, 0) + mem.rss
-                        now["workers_rss"] += mem.rss
-                        now["workers_pss"] += mem.pss
-                        now["workers"] += 1
-                    else:
-                        now["daemons_rss"] += p.memory_info().rss
-                except psutil.Error:  # exited between listing and reading
-                    continue
-            self.peak = {k: max(v, now[k]) for k, v in self.peak.items()}
-            for title, rss in titles.items():
-                self.by_title[title] = max(self.by_title.get(title, 0), rss / 2**20)
-            self.series.append((round(time.perf_counter() - started, 1),
-                                *(round(now[k] / 2**20) for k in ("driver_rss", "workers_rss", "workers_pss"))))
-
-    def stop(self) -> dict:
-        self.halt.set()
-        self.join()
-        return {k: (v / 2**20 if k != "workers" else v) for k, v in self.peak.items()}
-
 
 def run_pipeline(manifest: Path, refs: Path, output: Path, env: dict, overrides: list[str] = (),
                  sample_memory: bool = False) -> dict:

@@ -4,7 +4,8 @@ and picks the exit code: 0 ok, 1 the thing checked failed (verify found defects,
 is not usable, `scenes` found a video the pipeline rejects), 2 a usage or input error (one
 sentence on stderr, no traceback). Programming errors keep their traceback.
 
-    peakclips run CONFIG [--manifest PATH] [--output DIR] [--shards SPEC] [--force] [--set k=v ...]
+    peakclips run CONFIG [--manifest PATH] [--output DIR] [--shards SPEC] [--force] [--progress S] [--verbose]
+                  [--set k=v ...]
     peakclips verify DIR
     peakclips stats DIR [--json]
     peakclips export {qvhighlights,charades} DIR OUT
@@ -41,7 +42,7 @@ def cmd_run(args) -> int:
     detach_stdin()
     with StoppedWatch(on_stopped=lambda _: _thread.interrupt_main()) as watch:
         try:
-            run(cfg, args.manifest, output, args.shards, args.force)
+            run(cfg, args.manifest, output, args.shards, args.force, progress_s=args.progress, verbose=args.verbose)
         except KeyboardInterrupt:
             if watch.message is None:
                 raise
@@ -168,6 +169,10 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--output", help="output folder or fsspec URI (default: out/<config name>)")
     r.add_argument("--shards", help="input shards to build: 0-99, 7, 0,3,5 (default: all)")
     r.add_argument("--force", action="store_true", help="rebuild shards that are already complete")
+    r.add_argument("--progress", type=float, metavar="SECONDS", default=None,
+                   help="seconds between progress lines when stderr is not a terminal (default 60; 0: none); "
+                        "a terminal shows a live bar")
+    r.add_argument("--verbose", action="store_true", help="also show Ray's own start-up and execution messages")
     r.add_argument("--set", action="append", metavar="KEY=VALUE",
                    help="override a config key (dotted path, value parsed as YAML); repeatable")
     r.set_defaults(fn=cmd_run)

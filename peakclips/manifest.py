@@ -7,8 +7,9 @@ into numbered input shards of `shard_size` rows; input shard i becomes output sh
 
 from __future__ import annotations
 
-import json
+import hashlib
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -51,14 +52,37 @@ class ManifestRow(BaseModel):
     metadata: dict[str, Any] = Field(default_factory=dict)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class VideoTask:
-    """One manifest row placed in its shard: what the pipeline's first stage receives."""
+    """One manifest row placed in its shard: what the pipeline's first stage receives.
+
+    The row is kept as its validated JSON (relative local URIs resolved): a few hundred bytes
+    per video, where the parsed model would take kilobytes (a run holds every selected video)."""
 
     index: int  # 0-based position in the manifest; fixes the order of samples in a shard
     shard_id: int
     key: str  # the WebDataset key: safe, unique within the run
-    row: ManifestRow
+    manifest_json: str
+
+    @property
+    def row(self) -> ManifestRow:
+        return ManifestRow.model_validate_json(self.manifest_json)
+
+
+@dataclass
+class ManifestPlan:
+    """What a run keeps of its manifest: the videos of the selected shards, and the counts."""
+
+    num_rows: int
+    shard_size: int
+    selected: list[int]
+    """The selected shards that exist in the manifest, sorted."""
+    tasks: list[VideoTask]
+    """The videos of the selected shards, in manifest order."""
+
+    @property
+    def num_shards(self) -> int:
+        return (self.num_rows + self.shard_size - 1) // self.shard_size
 
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9_-]+")
@@ -70,45 +94,123 @@ def safe_key(video_id: str) -> str:
     return key[:120] or "video"
 
 
+def plan_manifest(path: str | Path, shard_size: int, shards: str | None = None,
+                  base_dir: Path | None = None) -> ManifestPlan:
+    """Validate every line of the manifest in one streaming pass and keep only the videos of the
+    selected shards (`shards` as `parse_shards` reads it).
+
+    Memory: the selected videos (`VideoTask`, their JSON), plus for every row of the manifest a
+    64-bit hash of its video_id (the duplicate check) and its key (keys depend on every earlier
+    row). A 1,000,000-line manifest is planned in seconds within a few hundred MB
+    (docs/benchmarks.md, scale).
+    """
+    path = Path(path)
+    base_dir = base_dir or path.resolve().parent
+    wanted = _shard_ranges(shards)
+    keys, ids = Keys(), _DuplicateIds(path)
+    tasks: list[VideoTask] = []
+    seen_shards: dict[int, bool] = {}
+    index = 0
+    for lineno, line in _lines(path):
+        row = _validate(path, lineno, line)
+        ids.add(row.video_id, lineno)
+        key = keys.assign(row.video_id)
+        shard_id = index // shard_size
+        if (selected := seen_shards.get(shard_id)) is None:
+            selected = seen_shards[shard_id] = _in_ranges(shard_id, wanted)
+        if selected:
+            row = row.model_copy(update={"uri": _resolve_local(row.uri, base_dir)})
+            tasks.append(VideoTask(index, shard_id, key, row.model_dump_json()))
+        index += 1
+    if not index:
+        raise ManifestError(f"{path}: no videos")
+    plan = ManifestPlan(num_rows=index, shard_size=shard_size,
+                        selected=[s for s, on in seen_shards.items() if on], tasks=tasks)
+    if not plan.selected:
+        raise _no_shard_matches(shards, plan.num_shards)
+    return plan
+
+
 def read_manifest(path: str | Path, base_dir: Path | None = None) -> list[ManifestRow]:
     """Parse and validate every line. Relative local URIs are resolved against the manifest's folder.
 
     Duplicate video ids are an error (decided: a duplicate is almost always a concatenation
     mistake, and silently keeping one would make the dataset depend on line order).
+    For small manifests (tests, tools); a run plans its manifest with `plan_manifest`.
     """
-    path = Path(path)
+    plan = plan_manifest(path, shard_size=1, base_dir=base_dir)
+    return [t.row for t in plan.tasks]
+
+
+def _lines(path: Path) -> Iterator[tuple[int, bytes]]:
+    """(line number, bytes) of each non-blank line, streamed."""
     try:
-        lines = path.read_text(encoding="utf-8").splitlines()
+        f = open(path, "rb")  # noqa: SIM115 - closed below; a missing file is a user error
     except FileNotFoundError:
         raise ManifestError(f"manifest not found: {path}") from None
-    base_dir = base_dir or path.resolve().parent
-    rows: list[ManifestRow] = []
-    first_line_of: dict[str, int] = {}
-    for lineno, line in enumerate(lines, start=1):
-        if not line.strip():
-            continue
-        try:
-            data = json.loads(line)
-        except json.JSONDecodeError as e:
-            raise ManifestError(f"{path} line {lineno}: not valid JSON ({e.msg})") from None
-        if not isinstance(data, dict):
-            raise ManifestError(f"{path} line {lineno}: expected a JSON object")
-        try:
-            row = ManifestRow.model_validate(data)
-        except ValidationError as e:
-            err = e.errors()[0]
-            field = ".".join(str(p) for p in err["loc"]) or "row"
-            raise ManifestError(f"{path} line {lineno}: {field}: {err['msg']}") from None
-        if row.video_id in first_line_of:
-            raise ManifestError(
-                f"{path} line {lineno}: duplicate video_id '{row.video_id}' "
-                f"(first on line {first_line_of[row.video_id]})"
-            )
-        first_line_of[row.video_id] = lineno
-        rows.append(row.model_copy(update={"uri": _resolve_local(row.uri, base_dir)}))
-    if not rows:
-        raise ManifestError(f"{path}: no videos")
-    return rows
+    with f:
+        for lineno, line in enumerate(f, start=1):
+            if line.strip():
+                yield lineno, line
+
+
+def _validate(path: Path, lineno: int, line: bytes) -> ManifestRow:
+    try:
+        return ManifestRow.model_validate_json(line)
+    except ValidationError as e:
+        err = e.errors()[0]
+        if err["type"] == "json_invalid":
+            raise ManifestError(f"{path} line {lineno}: not valid JSON "
+                                f"({err['msg'].removeprefix('Invalid JSON: ')})") from None
+        if err["type"] == "model_type" and not err["loc"]:
+            raise ManifestError(f"{path} line {lineno}: expected a JSON object") from None
+        field = ".".join(str(p) for p in err["loc"]) or "row"
+        raise ManifestError(f"{path} line {lineno}: {field}: {err['msg']}") from None
+
+
+def _hash64(text: str) -> int:
+    return int.from_bytes(hashlib.blake2b(text.encode(), digest_size=8).digest(), "little")
+
+
+class _DuplicateIds:
+    """The duplicate-id check in 8 bytes of hash per row (a set of ints, not of strings). A hash
+    seen before is confirmed by reading the manifest again up to that line, so a collision of
+    two different ids (about 1 in 10^7 for a million rows) is never reported as a duplicate."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        self.hashes: set[int] = set()
+
+    def add(self, video_id: str, lineno: int) -> None:
+        h = _hash64(video_id)
+        if h not in self.hashes:
+            self.hashes.add(h)
+            return
+        for first, line in _lines(self.path):
+            if first >= lineno:
+                break
+            if ManifestRow.model_validate_json(line).video_id == video_id:
+                raise ManifestError(f"{self.path} line {lineno}: duplicate video_id '{video_id}' "
+                                    f"(first on line {first})")
+
+
+class Keys:
+    """Assigns each video id, in manifest order, a safe key unique within the manifest: a
+    collision gets a deterministic `-N` suffix, so the same manifest always yields the same keys."""
+
+    def __init__(self):
+        self.seen: dict[str, int] = {}
+
+    def assign(self, video_id: str) -> str:
+        seen = self.seen
+        key = safe_key(video_id)
+        if key in seen:
+            seen[key] += 1
+            key = f"{key}-{seen[key]}"
+            while key in seen:  # the suffixed form may itself be a real id
+                key += "_"
+        seen.setdefault(key, 0)
+        return key
 
 
 def _resolve_local(uri: str, base_dir: Path) -> str:
@@ -118,11 +220,11 @@ def _resolve_local(uri: str, base_dir: Path) -> str:
     return str(p if p.is_absolute() else (base_dir / p).resolve())
 
 
-def parse_shards(spec: str | None, num_shards: int) -> list[int]:
-    """`0-99`, `7`, `0,3,5`, `all` or empty -> sorted shard ids that exist in the manifest."""
+def _shard_ranges(spec: str | None) -> list[tuple[int, int]] | None:
+    """`0-99`, `7`, `0,3,5` -> inclusive ranges; `all` or empty -> None (every shard)."""
     if spec is None or spec.strip() in ("", "all"):
-        return list(range(num_shards))
-    wanted: set[int] = set()
+        return None
+    ranges = []
     for part in spec.split(","):
         part = part.strip()
         m = re.fullmatch(r"(\d+)(?:-(\d+))?", part)
@@ -132,32 +234,30 @@ def parse_shards(spec: str | None, num_shards: int) -> list[int]:
         hi = int(m.group(2) or lo)
         if hi < lo:
             raise ManifestError(f"bad shard range '{part}': end before start")
-        wanted.update(range(lo, hi + 1))
-    selected = sorted(s for s in wanted if s < num_shards)
+        ranges.append((lo, hi))
+    return ranges
+
+
+def _in_ranges(shard_id: int, ranges: list[tuple[int, int]] | None) -> bool:
+    return ranges is None or any(lo <= shard_id <= hi for lo, hi in ranges)
+
+
+def _no_shard_matches(spec: str | None, num_shards: int) -> ManifestError:
+    return ManifestError(f"shard selection '{spec}' matches none of the manifest's {num_shards} shard(s) "
+                         f"(0-{num_shards - 1})")
+
+
+def parse_shards(spec: str | None, num_shards: int) -> list[int]:
+    """`0-99`, `7`, `0,3,5`, `all` or empty -> sorted shard ids that exist in the manifest."""
+    ranges = _shard_ranges(spec)
+    selected = [s for s in range(num_shards) if _in_ranges(s, ranges)]
     if not selected:
-        raise ManifestError(
-            f"shard selection '{spec}' matches none of the manifest's {num_shards} shard(s) "
-            f"(0-{num_shards - 1})"
-        )
+        raise _no_shard_matches(spec, num_shards)
     return selected
 
 
 def plan_tasks(rows: list[ManifestRow], shard_size: int) -> list[VideoTask]:
-    """Assign shard ids and unique keys. Key collisions get a deterministic `-N` suffix in
-    manifest order, so the same manifest always yields the same keys."""
-    seen: dict[str, int] = {}
-    tasks = []
-    for index, row in enumerate(rows):
-        key = safe_key(row.video_id)
-        if key in seen:
-            seen[key] += 1
-            key = f"{key}-{seen[key]}"
-            while key in seen:  # the suffixed form may itself be a real id
-                key += "_"
-        seen.setdefault(key, 0)
-        tasks.append(VideoTask(index=index, shard_id=index // shard_size, key=key, row=row))
-    return tasks
-
-
-def num_shards(rows: list[ManifestRow], shard_size: int) -> int:
-    return (len(rows) + shard_size - 1) // shard_size
+    """Assign shard ids and unique keys (`Keys`) to rows already read."""
+    keys = Keys()
+    return [VideoTask(index, index // shard_size, keys.assign(row.video_id), row.model_dump_json())
+            for index, row in enumerate(rows)]

@@ -20,13 +20,14 @@ import asyncio
 import json
 import os
 import time
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
 from peakclips import storage
 from peakclips.config import OPERATIONAL_KEYS, ConfigError, RunConfig
-from peakclips.manifest import num_shards, parse_shards, plan_tasks, read_manifest
+from peakclips.manifest import ManifestRow, plan_manifest
 from peakclips.resume import fingerprint, prepare, resume_key
 from peakclips.schema import RunInfo, ShardStats
 from peakclips.shards import is_complete, staging_root
@@ -85,30 +86,44 @@ def preflight(cfg: RunConfig) -> str | None:
     return note
 
 
-def init_ray(cfg: RunConfig) -> None:
+def init_ray(cfg: RunConfig, verbose: bool = False) -> None:
+    """Start or join Ray for a run; Ray's own chatter stays off the terminal unless `verbose`
+    (peakclips/raylogs.py). Also sets how Ray Data treats a video that never comes back."""
     import ray
 
-    if ray.is_initialized():
-        return
-    from peakclips.terminal import RAY_RUNTIME_ENV
+    from peakclips.raylogs import quiet_ray_data, ray_logging_level
 
-    # Every worker points its stdin at /dev/null before it runs anything (peakclips/terminal.py:
-    # a worker that touches the user's terminal is stopped by SIGTTOU and the run hangs).
-    address = cfg.ray.address or os.environ.get("RAY_ADDRESS")
-    if address:
-        ray.init(address=address, log_to_driver=False, runtime_env=RAY_RUNTIME_ENV)
-    else:
-        ray.init(num_cpus=cfg.ray.num_cpus, include_dashboard=False, log_to_driver=False,
-                 runtime_env=RAY_RUNTIME_ENV)
-    ray.data.DataContext.get_current().enable_progress_bars = False
+    if not ray.is_initialized():
+        from peakclips.terminal import RAY_RUNTIME_ENV
+
+        # Every worker points its stdin at /dev/null before it runs anything (peakclips/terminal.py:
+        # a worker that touches the user's terminal is stopped by SIGTTOU and the run hangs).
+        address = cfg.ray.address or os.environ.get("RAY_ADDRESS")
+        common = {"log_to_driver": False, "runtime_env": RAY_RUNTIME_ENV, "logging_level": ray_logging_level(verbose)}
+        if address:
+            ray.init(address=address, **common)
+        else:
+            ray.init(num_cpus=cfg.ray.num_cpus, include_dashboard=False, **common)
+    ctx = ray.data.DataContext.get_current()
+    ctx.enable_progress_bars = False  # peakclips/progress.py draws the run's own
+    # A video whose worker died past its retries leaves the dataset instead of failing it; the
+    # driver runs it once more on its own and accounts for it (peakclips/faults.py).
+    ctx.max_errored_blocks = -1
+    ctx.max_consecutive_actor_init_deaths = 3  # an actor lost with its node while it started
+    if not verbose:
+        ctx.print_on_execution_start = False
+        quiet_ray_data()
 
 
 def video_items(tasks, run: RunInfo) -> list[dict]:
     """The rows the first stage receives: one per video, with its place in the output."""
-    return [{"index": t.index, "shard_id": t.shard_id, "key": t.key, "video_id": t.row.video_id,
-             "uri": t.row.uri, "manifest": t.row.model_dump_json(), "error": None, "error_detail": None,
-             "resume_key": resume_key(run.fingerprint, t.index, t.key, t.row.model_dump_json())}
-            for t in tasks]
+    items = []
+    for t in tasks:
+        row = ManifestRow.model_validate_json(t.manifest_json)
+        items.append({"index": t.index, "shard_id": t.shard_id, "key": t.key, "video_id": row.video_id,
+                      "uri": row.uri, "manifest": t.manifest_json, "error": None, "error_detail": None,
+                      "resume_key": resume_key(run.fingerprint, t.index, t.key, t.manifest_json)})
+    return items
 
 
 @dataclass
@@ -165,19 +180,35 @@ def stage_specs(cfg: RunConfig, output: str, run: RunInfo, gpu: bool = False) ->
     ]
 
 
-def build_dataset(tasks, cfg: RunConfig, output: str, run: RunInfo):
-    """Chain the stages of `stage_specs` as Ray Data operators, one row per video."""
+def build_dataset(items: list[dict], specs: list[StageSpec], cfg: RunConfig):
+    """Chain the stages of `specs` as Ray Data operators over `items`, one row (and block) per
+    video. Each stage that works on one video at a time has a deadline, and Ray's retries of a
+    dead worker are bounded (peakclips/faults.py)."""
     import ray
 
-    items = video_items(tasks, run)
+    from peakclips.faults import GuardedStage, ray_args
+
     ds = ray.data.from_items(items, override_num_blocks=len(items))
-    for spec in stage_specs(cfg, output, run, gpu=_has_gpu()):
-        if spec.runs_as == "tasks":
-            ds = ds.map(_apply, fn_kwargs={"stage": spec.cls(**spec.kwargs)}, num_cpus=spec.num_cpus)
-        else:
-            ds = ds.map(spec.cls, fn_constructor_kwargs=spec.kwargs, num_cpus=spec.num_cpus, num_gpus=spec.num_gpus,
-                        compute=ray.data.ActorPoolStrategy(min_size=1, max_size=spec.max_actors,
-                                                           max_concurrent_calls_per_actor=spec.rows_at_once))
+    download_s = cfg.ingest.download_timeout_s
+    with warnings.catch_warnings():
+        # Ray 2.60 deprecates `ray_remote_args` but offers no other way to bound Ray's retries
+        # of a map task (max_retries) or of an actor's calls (max_task_retries).
+        warnings.filterwarnings("ignore", message="`ray_remote_args` is deprecated")
+        for spec in specs:
+            retries = ray_args(spec.runs_as, cfg.faults)
+            if spec.runs_as == "tasks":
+                ds = ds.map(_apply, fn_kwargs={"stage": spec.cls(**spec.kwargs), "faults": cfg.faults,
+                                               "download_timeout_s": download_s}, num_cpus=spec.num_cpus, **retries)
+                continue
+            pool = ray.data.ActorPoolStrategy(min_size=1, max_size=spec.max_actors,
+                                              max_concurrent_calls_per_actor=spec.rows_at_once)
+            if asyncio.iscoroutinefunction(spec.cls.__call__):  # several videos at once: no deadline (faults.py)
+                ds = ds.map(spec.cls, fn_constructor_kwargs=spec.kwargs, num_cpus=spec.num_cpus,
+                            num_gpus=spec.num_gpus, compute=pool, **retries)
+            else:
+                ds = ds.map(GuardedStage, fn_constructor_kwargs={"stage_cls": spec.cls, "kwargs": spec.kwargs,
+                                                                 "faults": cfg.faults, "download_timeout_s": download_s},
+                            num_cpus=spec.num_cpus, num_gpus=spec.num_gpus, compute=pool, **retries)
     return ds
 
 
@@ -193,8 +224,10 @@ def run_in_process(rows: list[dict], specs: list[StageSpec]) -> list[dict]:
     return out
 
 
-def _apply(row: dict, stage) -> dict:
-    return stage(row)
+def _apply(row: dict, stage, faults, download_timeout_s: float) -> dict:
+    from peakclips.faults import deadline_s, guarded
+
+    return guarded(stage, row, deadline_s(stage.name, row, faults, download_timeout_s))
 
 
 def _has_gpu() -> bool:
@@ -215,17 +248,20 @@ def resolve_paths(cfg: RunConfig) -> RunConfig:
 
 
 def run(cfg: RunConfig, manifest: str, output: str, shards: str | None = None, force: bool = False,
-        log=print) -> RunSummary:
+        log=print, progress_s: float | None = None, verbose: bool = False) -> RunSummary:
+    """Build the selected shards of `manifest` into `output`. `progress_s`: seconds between plain
+    progress lines when stderr is not a terminal (peakclips/progress.py; 0 = none); `verbose`:
+    show Ray's own start-up and execution messages too."""
     started = time.perf_counter()
     cfg = resolve_paths(cfg)
-    rows = read_manifest(manifest)
-    tasks = plan_tasks(rows, cfg.shard_size)
-    selected = parse_shards(shards, num_shards(rows, cfg.shard_size))
+    plan = plan_manifest(manifest, cfg.shard_size, shards)
+    selected = plan.selected
     if cfg.annotator.backend == "reference":
         log("PeakClips: offline sample run - hand-written reference annotations stand in for the LLM annotator.")
     summary = RunSummary()
     todo = [s for s in selected if force or not is_complete(output, s)]
-    summary.shards_skipped = [s for s in selected if s not in todo]
+    building = set(todo)
+    summary.shards_skipped = [s for s in selected if s not in building]
     if not todo:
         log(f"all {len(selected)} selected shard(s) already complete in {output}; nothing to do "
             "(use --force to rebuild)")
@@ -237,33 +273,29 @@ def run(cfg: RunConfig, manifest: str, output: str, shards: str | None = None, f
     info = run_info(cfg, clip_note, scratch)
     if cfg.annotator.backend == "openai" and info.llm_price is None:
         log(f"no price for model '{cfg.annotator.model}' in annotator.prices: cost_usd will read 0")
-    plan = prepare(output, todo, [t for t in tasks if t.shard_id in set(todo)], info, force)
-    reused = set().union(*plan.reused.values())
-    todo_tasks = [t for t in tasks if t.shard_id in set(todo) and t.index not in reused]
-    expected = {s: [t.index for t in tasks if t.shard_id == s] for s in todo}
+    tasks = [t for t in plan.tasks if t.shard_id in building]
+    del plan
+    resumed = prepare(output, todo, tasks, info, force)
+    reused = set().union(*resumed.reused.values())
+    expected: dict[int, list[int]] = {s: [] for s in todo}
+    for t in tasks:
+        expected[t.shard_id].append(t.index)
+    todo_tasks = [t for t in tasks if t.index not in reused]
+    del tasks
     log(f"building {len(todo)} shard(s) into {output}: {len(todo_tasks)} videos to process, {len(reused)} "
-        f"staged by an earlier run kept, {plan.removed} stale staged or temporary file(s) removed; "
+        f"staged by an earlier run kept, {resumed.removed} stale staged or temporary file(s) removed; "
         f"{len(summary.shards_skipped)} shard(s) already complete")
 
-    import ray
+    from peakclips.driver import ShardTracker, build_shards
+    from peakclips.progress import Progress
+    from peakclips.raylogs import filter_stderr
 
-    from peakclips.stages.shard import finalize_shard
-
-    init_ray(cfg)
-    finalize = ray.remote(num_cpus=0.5, max_retries=2)(finalize_shard)
-    # A set of staged indices per shard, not a count: a retried task that reports a video twice
-    # must not finalize a shard early.
-    staged = {s: set(plan.reused.get(s, ())) for s in todo}
-    pending = [finalize.remote(output, s, expected[s], info) for s in todo if len(staged[s]) == len(expected[s])]
-    if todo_tasks:
-        for row in build_dataset(todo_tasks, cfg, output, info).iter_rows():
-            shard, done = row["shard_id"], staged[row["shard_id"]]
-            if row["index"] in done:
-                continue
-            done.add(row["index"])
-            if len(done) == len(expected[shard]):
-                pending.append(finalize.remote(output, shard, expected[shard], info))
-    summary.stats = sorted(ray.get(pending), key=lambda s: s.shard)
+    init_ray(cfg, verbose)
+    tracker = ShardTracker(expected, {s: set(resumed.reused.get(s, ())) for s in todo})
+    with (filter_stderr(enabled=not verbose) as stderr,
+          Progress(len(todo_tasks) + len(reused), len(todo), done=len(reused), stream=stderr.real_stderr,
+                   interval_s=progress_s, log=log) as progress):
+        summary.stats = build_shards(todo_tasks, tracker, cfg, output, info, progress)
     for folder in (staging_root(output), scratch):
         if not storage.listdir(folder):
             storage.remove(folder, recursive=True)

@@ -63,7 +63,7 @@ def prepare(output: str, shard_ids: list[int], tasks, run: RunInfo, force: bool)
     `tasks` are the manifest's VideoTasks for `shard_ids`; `force` keeps nothing.
     """
     plan = ResumePlan()
-    expected = {t.index: resume_key(run.fingerprint, t.index, t.key, t.row.model_dump_json()) for t in tasks}
+    expected = {t.index: resume_key(run.fingerprint, t.index, t.key, t.manifest_json) for t in tasks}
     for shard_id in shard_ids:
         plan.removed += remove_temporaries(output, shard_id)
         # A shard being rebuilt is incomplete: its stats file goes first, so a kill during the

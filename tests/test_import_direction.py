@@ -20,7 +20,8 @@ PACKAGE = Path(__file__).resolve().parent.parent / "peakclips"
 
 LAYERS = {
     "stages": ("peakclips.stages",),
-    "driver": ("peakclips.pipeline", "peakclips.resume", "peakclips.cli"),
+    "driver": ("peakclips.pipeline", "peakclips.resume", "peakclips.cli", "peakclips.driver", "peakclips.faults",
+               "peakclips.progress", "peakclips.raylogs"),
     "readers": ("peakclips.dataset", "peakclips.verify", "peakclips.stats", "peakclips.export", "peakclips.hub",
                 "peakclips.report", "peakclips.annotator_eval", "peakclips.calibrate", "peakclips.commands.frames"),
     "train": ("peakclips.train",),

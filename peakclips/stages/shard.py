@@ -100,7 +100,8 @@ def build_index_rows(row: dict, run: RunInfo) -> list[dict]:
 
 
 class StageSample(Stage):
-    """Writes one video's staged record; returns only a small row for the driver's bookkeeping."""
+    """Writes one video's staged record; returns only a small row for the driver's bookkeeping
+    and progress (its status, LLM calls and cost)."""
 
     name = "shard"
     empty = {}
@@ -123,7 +124,8 @@ class StageSample(Stage):
                   "nodes": sorted(set(row.get("nodes") or []) - {""})}
         storage.write_atomic(shards.staged_record(self.output, row["shard_id"], row["index"]),
                              json.dumps(record).encode())
-        return {"shard_id": row["shard_id"], "index": row["index"], "key": row["key"], "status": status}
+        return {"shard_id": row["shard_id"], "index": row["index"], "key": row["key"], "status": status,
+                "llm_calls": row.get("llm_calls", 0), "cost_usd": row.get("cost_usd", 0.0)}
 
 
 def index_table(rows: list[dict]):
