@@ -112,8 +112,11 @@ def read_manifest(path: str | Path, base_dir: Path | None = None) -> list[Manife
 def _resolve_local(uri: str, base_dir: Path) -> str:
     if "://" in uri:
         return uri
-    p = Path(uri).expanduser()
-    return str(p if p.is_absolute() else (base_dir / p).resolve())
+    try:
+        p = Path(uri).expanduser()
+        return str(p if p.is_absolute() else (base_dir / p).resolve())
+    except (ValueError, RuntimeError):  # a NUL byte, an unknown ~user: ingest refuses the row (bad_uri)
+        return uri
 
 
 def parse_shards(spec: str | None, num_shards: int) -> list[int]:

@@ -10,11 +10,14 @@ cluster) so the next stage can run on any node.
 from __future__ import annotations
 
 import ipaddress
+import json
 import os
+import re
 import socket
 import time
 from pathlib import Path
 from urllib.parse import urljoin, urlsplit
+from urllib.request import url2pathname
 
 from peakclips import storage
 from peakclips.config import IngestConfig
@@ -31,7 +34,7 @@ resolve = socket.getaddrinfo
 
 def check_local_path(uri: str, allowed_roots: list[str]) -> str:
     """Return the real path if it lies under an allowed root, else raise `ingest:path_not_allowed`."""
-    path = uri.removeprefix("file://")
+    path = local_path(uri)
     real = os.path.realpath(path)
     for root in allowed_roots:
         root_real = os.path.realpath(root)
@@ -40,6 +43,40 @@ def check_local_path(uri: str, allowed_roots: list[str]) -> str:
                 raise VideoError("not_found", f"no such file: {path}")
             return real
     raise VideoError("path_not_allowed", f"{path} is outside ingest.allowed_roots")
+
+
+def source_kind(uri: str) -> str:
+    """"local" or "http" for a URI ingest accepts; `ingest:bad_uri` for one that cannot be
+    parsed (decided: a row error, like any other bad source, not a manifest error that would
+    stop the whole run), `ingest:scheme_not_allowed` for other schemes."""
+    if any(ord(c) < 32 or ord(c) == 127 for c in uri):
+        raise VideoError("bad_uri", "the URI holds a control character")
+    try:
+        parts = urlsplit(uri)
+        parts.port  # noqa: B018 - parses the port: raises on one out of range or not a number
+    except ValueError as e:
+        raise VideoError("bad_uri", f"cannot parse the URI: {e}") from None
+    scheme = parts.scheme.lower()
+    if scheme in ("", "file"):
+        # Relative paths were resolved against the manifest's folder when it was read; one left
+        # here would resolve against whatever folder a worker runs in.
+        if scheme == "file" and (parts.netloc not in ("", "localhost") or parts.query or parts.fragment):
+            raise VideoError("bad_uri", "a file URI is file:///absolute/path, with no host, query or fragment")
+        if not os.path.isabs(local_path(uri)):
+            raise VideoError("bad_uri", "a local path that is not absolute (or did not resolve)")
+        return "local"
+    if scheme in ("http", "https"):
+        if not parts.hostname:
+            raise VideoError("bad_uri", "no host in the URL")
+        return "http"
+    raise VideoError("scheme_not_allowed", f"scheme '{scheme}' is not http, https or a local path")
+
+
+def local_path(uri: str) -> str:
+    """The file system path of a local URI (a path, or file:///path with %-escapes)."""
+    if uri[:7].lower() == "file://":
+        return url2pathname(urlsplit(uri).path)
+    return uri
 
 
 def _blocked(ip: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
@@ -55,13 +92,15 @@ def check_host(url: str, allow_hosts: list[str]) -> None:
         raise VideoError("scheme_not_allowed", f"scheme '{parts.scheme}' is not http or https")
     host = parts.hostname
     if not host:
-        raise VideoError("bad_url", f"no host in {url}")
+        raise VideoError("bad_uri", f"no host in {_redact(url)}")
     if host in allow_hosts:
         return
     try:
         infos = resolve(host, parts.port or (443 if parts.scheme == "https" else 80))
     except socket.gaierror as e:
         raise VideoError("dns_failed", f"cannot resolve {host}: {e}") from None
+    except UnicodeError as e:  # a host name IDNA cannot encode (an empty or over-long label)
+        raise VideoError("bad_uri", f"bad host name: {e}") from None
     for info in infos:
         ip = ipaddress.ip_address(info[4][0].split("%")[0])
         if _blocked(ip):
@@ -90,6 +129,8 @@ def download(url: str, dest_uri: str, cfg: IngestConfig) -> None:
                     return
     except httpx.TimeoutException:
         raise VideoError("download_timeout", f"no data in time from {_redact(url)}") from None
+    except httpx.InvalidURL as e:
+        raise VideoError("bad_uri", f"cannot fetch {_redact(url)}: {e}") from None
     except httpx.HTTPError as e:
         raise VideoError("download_failed", f"{type(e).__name__} fetching {_redact(url)}") from None
     raise VideoError("too_many_redirects", f"more than {MAX_REDIRECTS} redirects")
@@ -146,17 +187,21 @@ class Ingest(Stage):
 
     def process(self, row: dict) -> dict:
         uri = row["uri"]
-        scheme = urlsplit(uri).scheme
-        if scheme in ("", "file"):
+        manifest = json.loads(row.get("manifest") or "{}")
+        asked = len(manifest.get("queries") or []) + len(manifest.get("qa") or [])
+        if asked > self.cfg.max_manifest_queries:  # each costs LLM calls: refused before any work
+            raise VideoError("too_many_queries", f"{asked} queries and qa items > ingest.max_manifest_queries "
+                             f"({self.cfg.max_manifest_queries})")
+        if source_kind(uri) == "local":
             path = check_local_path(uri, self.cfg.allowed_roots)
             if os.path.getsize(path) == 0:
-                raise VideoError("empty_file", f"{path} is 0 bytes")
-        elif scheme in ("http", "https"):
-            suffix = Path(urlsplit(uri).path).suffix[:8] or ".bin"
+                raise VideoError("empty_file", f"{local_path(uri)} is 0 bytes")
+        else:
+            # The suffix only helps people looking at the scratch folder: letters and digits,
+            # never a `::` or `/` that fsspec or the file system would read as more than a name.
+            suffix = "." + (re.sub(r"[^a-z0-9]", "", Path(urlsplit(uri).path).suffix.lower())[:8] or "bin")
             path = storage.join(self.scratch, f"{row['shard_id']:06d}", row["key"] + suffix)
             download(uri, path, self.cfg)
-        else:
-            raise VideoError("scheme_not_allowed", f"scheme '{scheme}' is not http, https or a local path")
         info = check_video(path, self.cfg)
         return {
             "path": path,

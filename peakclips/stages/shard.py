@@ -23,10 +23,12 @@ import time
 from collections import Counter
 
 from peakclips import __version__, storage
+from peakclips.errors import row_error
 from peakclips.schema import INDEX_COLUMNS, SCHEMA_VERSION, Sample
 from peakclips.stages import STAGE_NAMES, Stage
 
 TAR_MTIME = 0  # fixed: the same inputs give byte-identical tars
+BOOKKEEPING = ("index", "shard_id", "key", "video_id", "resume_key", "nodes")
 
 
 def shard_name(shard_id: int) -> str:
@@ -119,7 +121,13 @@ class StageSample(Stage):
 
     def __call__(self, row: dict) -> dict:
         started = time.perf_counter()
-        sample = build_sample(row, self.run)
+        try:
+            sample, index_rows = build_sample(row, self.run), build_index_rows(row, self.run)
+        except Exception as e:  # noqa: BLE001 - a row that cannot be written is that row's error
+            # Only the bookkeeping columns go on: the others are what could not be written.
+            bare = {k: v for k, v in row.items() if k in BOOKKEEPING or k.startswith("t_")}
+            row = self.finish(bare, row_error(e), started)
+            sample, index_rows = None, build_index_rows(row, self.run)
         folder = staging_dir(self.output, row["shard_id"])
         if sample is not None:
             storage.write_atomic(storage.join(folder, f"{row['index']:09d}.mp4"), row["candidates_mp4"])
@@ -129,7 +137,7 @@ class StageSample(Stage):
         record = {"index": row["index"], "key": row["key"], "resume_key": row["resume_key"], "status": status,
                   "error": row.get("error") or None, "drop_reason": row.get("drop_reason") or None,
                   "sample": sample,
-                  "index_rows": build_index_rows(row, self.run), "timings": timings,
+                  "index_rows": index_rows, "timings": timings,
                   "nodes": sorted(set(row.get("nodes") or []) - {""})}
         storage.write_atomic(storage.join(folder, f"{row['index']:09d}.json"), json.dumps(record).encode())
         return {"shard_id": row["shard_id"], "index": row["index"], "key": row["key"], "status": status}
