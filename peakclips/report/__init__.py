@@ -43,12 +43,13 @@ def heat_color(final: float) -> str:
 
 def thumbnails(mp4: bytes, times: list[float], n: int = THUMBNAILS, width: int = 128) -> list[dict]:
     """n candidate frames spread over the video as small JPEG data URIs, decoded one by one."""
-    import av
     from PIL import Image
+
+    from peakclips.video import SHARD_FORMAT, open_media
 
     wanted = sorted({round(i * (len(times) - 1) / max(1, n - 1)) for i in range(n)}) if times else []
     out = []
-    with av.open(io.BytesIO(mp4)) as container:
+    with open_media(mp4, SHARD_FORMAT) as container:
         for i, frame in enumerate(container.decode(video=0)):
             if i in wanted:
                 img = frame.to_image()

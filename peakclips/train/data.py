@@ -121,12 +121,10 @@ def decode_frames(mp4: bytes, indices: list[int], expected: int) -> np.ndarray:
 
     Every frame must be decoded (H.264 frames depend on each other), but only the wanted ones
     are converted to RGB, which is most of the cost when few of the T candidates are used."""
-    import io
-
-    import av
+    from peakclips.video import SHARD_FORMAT, open_media
 
     wanted, frames, count = set(indices), {}, 0
-    with av.open(io.BytesIO(mp4)) as container:
+    with open_media(mp4, SHARD_FORMAT) as container:
         for i, frame in enumerate(container.decode(video=0)):
             if i in wanted:
                 frames[i] = frame.to_ndarray(format="rgb24")
