@@ -38,7 +38,8 @@ class IngestConfig(Strict):
     allowed_roots: list[str] = Field(default_factory=list)
     """Local directories videos may be read from (resolved, symlinks followed). Empty = none."""
     allow_hosts: list[str] = Field(default_factory=list)
-    """Host names or IPs exempt from the private-address check (an internal mirror, a test server)."""
+    """Host names exempt from the private-address check (an internal mirror, a test server), or
+    addresses (an IP here is allowed under any name that resolves to it)."""
     max_download_bytes: int = Field(4 * 1024**3, ge=1, le=1 << 44)
     """Cap on the bytes of one download, counted on the wire and after any content decoding."""
     download_timeout_s: float = Field(600.0, gt=0, le=7 * DAY_S)

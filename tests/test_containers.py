@@ -8,7 +8,6 @@ The file "outside the roots" is a FIFO: opening it for reading is what the refus
 and a FIFO tells whether anyone did.
 """
 
-import http.server
 import json
 import os
 import subprocess
@@ -22,6 +21,7 @@ from peakclips.errors import VideoError
 from peakclips.stages.ingest import Ingest
 from peakclips.video import decode_mp4, iter_frames, open_media, probe
 from tests.conftest import REPO
+from tests.loopback import send, serve
 
 CLIP = REPO / "manifests/videos/sintel_10s_640x360.mp4"
 
@@ -94,31 +94,12 @@ def test_ingest_refuses_playlists_and_concat_lists_inside_the_roots(layout, tmp_
     assert str(tmp_path) not in out["error_detail"]
 
 
-class _PlaylistHandler(http.server.BaseHTTPRequestHandler):
-    body = b""
-
-    def log_message(self, *a):
-        pass
-
-    def do_GET(self):
-        self.send_response(200)
-        self.send_header("Content-Length", str(len(self.body)))
-        self.end_headers()
-        self.wfile.write(self.body)
-
-
 @pytest.mark.parametrize("path", ["/video.m3u8", "/video.mp4", "/video"])
 def test_a_playlist_downloaded_from_an_allowed_host_is_refused(layout, tmp_path, path):
     root, secret, _ = layout
-    handler = type("H", (_PlaylistHandler,), {"body": hls(f"file://{secret}").encode()})
-    srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    threading.Thread(target=srv.serve_forever, daemon=True).start()
-    try:
-        row = {"uri": f"http://127.0.0.1:{srv.server_address[1]}{path}", "shard_id": 0, "key": "k", "error": None}
+    with serve(lambda h: send(h, hls(f"file://{secret}").encode())) as (base, _):
+        row = {"uri": base + path, "shard_id": 0, "key": "k", "error": None}
         out = Ingest(IngestConfig(allow_hosts=["127.0.0.1"]), str(tmp_path / "scratch"))(row)
-    finally:
-        srv.shutdown()
-        srv.server_close()
     assert out["error"] == "ingest:unsupported_container", (out["error"], out["error_detail"])
 
 

@@ -1,35 +1,28 @@
 """Stage 1, ingest: check where a video comes from, fetch it if remote, and probe it.
 
-Security rules (SPEC section 7): only local paths under `ingest.allowed_roots` and http(s)
-URLs are accepted; a URL whose host resolves to a loopback, private, link-local, reserved or
-cloud-metadata address is refused, and the check is repeated on every redirect hop. Downloads
-stop at a size and a time cap. Remote videos land in the scratch area (shared storage on a
-cluster) so the next stage can run on any node.
+Security rules (SPEC section 7, docs/security.md): only local paths under `ingest.allowed_roots`
+and http(s) URLs are accepted, and a URI that cannot be parsed is the row error `bad_uri`.
+Downloads (peakclips/download.py) are checked, pinned to the checked address, and capped in
+bytes and wall-clock time. Remote videos land in the scratch area (shared storage on a cluster)
+so the next stage can run on any node. The probe opens single-file media only
+(`video.open_media`): a playlist or concat list is `unsupported_container`.
 """
 
 from __future__ import annotations
 
-import ipaddress
 import json
 import os
 import re
-import socket
-import time
 from pathlib import Path
-from urllib.parse import urljoin, urlsplit
+from urllib.parse import urlsplit
 from urllib.request import url2pathname
 
 from peakclips import storage
 from peakclips.config import IngestConfig
+from peakclips.download import download
 from peakclips.errors import VideoError
 from peakclips.stages import Stage
 from peakclips.video import probe
-
-MAX_REDIRECTS = 5
-
-# The resolver is a module attribute so tests can stub it: address checks are tested by
-# resolving names to private or metadata addresses, never by connecting to them.
-resolve = socket.getaddrinfo
 
 
 def check_local_path(uri: str, allowed_roots: list[str]) -> str:
@@ -79,86 +72,20 @@ def local_path(uri: str) -> str:
     return uri
 
 
-def _blocked(ip: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped:
-        ip = ip.ipv4_mapped
-    return not ip.is_global or ip.is_multicast or ip.is_reserved or ip.is_unspecified
-
-
-def check_host(url: str, allow_hosts: list[str]) -> None:
-    """Refuse a URL whose host resolves to any non-public address (all addresses are checked)."""
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https"):
-        raise VideoError("scheme_not_allowed", f"scheme '{parts.scheme}' is not http or https")
-    host = parts.hostname
-    if not host:
-        raise VideoError("bad_uri", f"no host in {_redact(url)}")
-    if host in allow_hosts:
-        return
-    try:
-        infos = resolve(host, parts.port or (443 if parts.scheme == "https" else 80))
-    except socket.gaierror as e:
-        raise VideoError("dns_failed", f"cannot resolve {host}: {e}") from None
-    except UnicodeError as e:  # a host name IDNA cannot encode (an empty or over-long label)
-        raise VideoError("bad_uri", f"bad host name: {e}") from None
-    for info in infos:
-        ip = ipaddress.ip_address(info[4][0].split("%")[0])
-        if _blocked(ip):
-            raise VideoError("host_not_allowed", f"{host} resolves to non-public address {ip}")
-
-
-def download(url: str, dest_uri: str, cfg: IngestConfig) -> None:
-    """Stream `url` to `dest_uri`, following redirects by hand so each hop is checked."""
-    import httpx
-
-    deadline = time.monotonic() + cfg.download_timeout_s
-    try:
-        with httpx.Client(follow_redirects=False, timeout=min(60.0, cfg.download_timeout_s)) as client:
-            for _ in range(MAX_REDIRECTS + 1):
-                check_host(url, cfg.allow_hosts)
-                with client.stream("GET", url) as resp:
-                    if resp.is_redirect:
-                        url = urljoin(url, resp.headers["location"])
-                        continue
-                    if resp.status_code != 200:
-                        raise VideoError("http_error", f"HTTP {resp.status_code} for {_redact(url)}")
-                    declared = int(resp.headers.get("content-length") or 0)
-                    if declared > cfg.max_download_bytes:
-                        raise VideoError("too_large", f"{declared} bytes > {cfg.max_download_bytes}")
-                    _stream_to(resp, dest_uri, cfg.max_download_bytes, deadline)
-                    return
-    except httpx.TimeoutException:
-        raise VideoError("download_timeout", f"no data in time from {_redact(url)}") from None
-    except httpx.InvalidURL as e:
-        raise VideoError("bad_uri", f"cannot fetch {_redact(url)}: {e}") from None
-    except httpx.HTTPError as e:
-        raise VideoError("download_failed", f"{type(e).__name__} fetching {_redact(url)}") from None
-    raise VideoError("too_many_redirects", f"more than {MAX_REDIRECTS} redirects")
-
-
-def _stream_to(resp, dest_uri: str, max_bytes: int, deadline: float) -> None:
-    fs, path = storage.fs_and_path(dest_uri)
-    fs.makedirs(path.rsplit("/", 1)[0], exist_ok=True)
-    tmp = path + ".part"
-    size = 0
-    try:
-        with fs.open(tmp, "wb") as f:
-            for chunk in resp.iter_bytes(1 << 20):
-                size += len(chunk)
-                if size > max_bytes:
-                    raise VideoError("too_large", f"download passed {max_bytes} bytes")
-                if time.monotonic() > deadline:
-                    raise VideoError("download_timeout", "download passed ingest.download_timeout_s")
-                f.write(chunk)
-    except BaseException:
-        fs.rm(tmp)  # never leave a partial download behind
-        raise
-    fs.mv(tmp, path)
-
-
-def _redact(url: str) -> str:
-    """Drop query strings (presigned URLs carry credentials there) from anything we print."""
-    return url.split("?", 1)[0]
+def fetch(uri: str, cfg: IngestConfig, scratch_dir: str, name: str) -> str:
+    """Where to read the video of `uri` from: its real path, when it is a local file under the
+    roots, else the file in `scratch_dir` it was downloaded to (`name` plus a suffix)."""
+    if source_kind(uri) == "local":
+        path = check_local_path(uri, cfg.allowed_roots)
+        if os.path.getsize(path) == 0:
+            raise VideoError("empty_file", f"{local_path(uri)} is 0 bytes")
+        return path
+    # The suffix only helps people looking at the scratch folder: letters and digits, never a
+    # `::` or `/` that fsspec or the file system would read as more than a name.
+    suffix = "." + (re.sub(r"[^a-z0-9]", "", Path(urlsplit(uri).path).suffix.lower())[:8] or "bin")
+    path = storage.join(scratch_dir, name + suffix)
+    download(uri, path, cfg)
+    return path
 
 
 def check_video(path: str, cfg: IngestConfig):
@@ -192,16 +119,7 @@ class Ingest(Stage):
         if asked > self.cfg.max_manifest_queries:  # each costs LLM calls: refused before any work
             raise VideoError("too_many_queries", f"{asked} queries and qa items > ingest.max_manifest_queries "
                              f"({self.cfg.max_manifest_queries})")
-        if source_kind(uri) == "local":
-            path = check_local_path(uri, self.cfg.allowed_roots)
-            if os.path.getsize(path) == 0:
-                raise VideoError("empty_file", f"{local_path(uri)} is 0 bytes")
-        else:
-            # The suffix only helps people looking at the scratch folder: letters and digits,
-            # never a `::` or `/` that fsspec or the file system would read as more than a name.
-            suffix = "." + (re.sub(r"[^a-z0-9]", "", Path(urlsplit(uri).path).suffix.lower())[:8] or "bin")
-            path = storage.join(self.scratch, f"{row['shard_id']:06d}", row["key"] + suffix)
-            download(uri, path, self.cfg)
+        path = fetch(uri, self.cfg, storage.join(self.scratch, f"{row['shard_id']:06d}"), row["key"])
         info = check_video(path, self.cfg)
         return {
             "path": path,
