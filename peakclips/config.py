@@ -248,11 +248,36 @@ class RunConfig(Strict):
 OPERATIONAL_KEYS = {
     "name": True,
     "ray": True,
-    "ingest": {"scratch", "allowed_roots"},
+    "ingest": {"scratch", "allowed_roots", "allow_hosts"},
     "annotator": {"base_url", "api_key_env", "cache", "timeout_s", "max_retries", "max_concurrency",
                   "num_actors", "reference_dir"},
     "clip": {"num_actors"},
 }
+
+
+def published_config(cfg: RunConfig) -> dict:
+    """The config as `_stats.json` and the dataset card publish it: without OPERATIONAL_KEYS
+    (machine paths, endpoints, internal host names), and a local CLIP checkpoint named by its
+    file name only (the hash still covers the full path)."""
+    data = cfg.model_dump(mode="json", exclude=OPERATIONAL_KEYS)
+    data["clip"] = {**data["clip"], "model": public_name(cfg.clip.model),
+                    "pretrained": public_name(cfg.clip.pretrained)}
+    return data
+
+
+def public_name(value: str | None) -> str | None:
+    """A model tag as is; a local path (or `local-dir:` path) as its last component.
+
+    >>> public_name("webli"), public_name("/home/ann/ckpt/siglip.bin"), public_name("local-dir:/m/x")
+    ('webli', 'siglip.bin', 'local-dir:x')
+    """
+    if not value or ("/" not in value and os.sep not in value):
+        return value
+    prefix = "local-dir:" if value.startswith("local-dir:") else ""
+    path = value.removeprefix(prefix)
+    if prefix or path.startswith(("/", "~", ".")) or os.path.exists(path):
+        return prefix + os.path.basename(path.rstrip("/"))
+    return value  # a hub id such as org/name
 
 
 def valid_keys(model: type[BaseModel], prefix: str = "") -> list[str]:

@@ -99,6 +99,7 @@ def write_frames(sample: dict, mp4: bytes, query_id: int, times: list[float], ou
                  uri: str | None) -> dict:
     """Write the frames as JPEGs; returns where they came from and their paths."""
     from peakclips.errors import VideoError
+    from peakclips.redact import redact_text, redact_uri
     from peakclips.video import encode_jpeg
 
     info: dict = {"source": "candidates"}
@@ -106,9 +107,9 @@ def write_frames(sample: dict, mp4: bytes, query_id: int, times: list[float], ou
     if uri:
         try:
             images = frames_from_video(uri, times)
-            info = {"source": "video", "video": uri}
+            info = {"source": "video", "video": redact_uri(uri)}
         except VideoError as e:
-            info["note"] = f"source video not readable ({e.code}: {e.detail[:200]}); used the candidate frames"
+            info["note"] = f"source video not readable ({e.code}: {redact_text(e.detail)[:200]}); used the candidate frames"
     if images is None:
         images, info["candidate_times_s"] = frames_from_candidates(sample, mp4, times)
     folder = Path(out)

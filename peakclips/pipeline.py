@@ -19,8 +19,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from peakclips import storage
-from peakclips.config import OPERATIONAL_KEYS, ConfigError, RunConfig
+from peakclips.config import ConfigError, RunConfig, public_name, published_config
 from peakclips.manifest import num_shards, parse_shards, plan_tasks, read_manifest
+from peakclips.redact import hide_paths
 from peakclips.resume import fingerprint, prepare, resume_key
 from peakclips.stages.shard import shard_name
 
@@ -55,12 +56,13 @@ def run_info(cfg: RunConfig, clip_note: str | None, scratch: str) -> dict:
         "annotator": {"backend": cfg.annotator.backend,
                       "model": cfg.annotator.model if cfg.annotator.backend == "openai" else None,
                       "prompts": prompts},
-        "clip_model": {"model": cfg.clip.model, "pretrained": cfg.clip.pretrained, "used": clip_note is None,
+        "clip_model": {"model": public_name(cfg.clip.model), "pretrained": public_name(cfg.clip.pretrained),
+                       "used": clip_note is None,
                        "reduce": cfg.clip.reduce, "alpha": cfg.clip.alpha, "beta": cfg.clip.beta},
-        "clip_note": clip_note,
+        "clip_note": hide_paths(clip_note) if clip_note else None,
         "llm_price": price.model_dump() if (price := cfg.annotator.prices.get(cfg.annotator.model or "")) else None,
         "config_hash": cfg.hash(extra=references),
-        "config": cfg.model_dump(mode="json", exclude=OPERATIONAL_KEYS),
+        "config": published_config(cfg),
         "scratch": scratch,
     }
     info["fingerprint"] = fingerprint(info)

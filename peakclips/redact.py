@@ -6,10 +6,13 @@ the dataset card: it loses its userinfo (`user:password@`), its query (presigned
 URI inside a free-text message (an exception's, a server's). Local paths are not secrets, but the
 layout of the machine that built a dataset is nobody's business: `hide_paths` keeps only the last
 component of absolute paths in messages we did not write ourselves (an `internal` error's).
+Importing this module also redacts the request URLs httpx logs (the download client's and the
+openai client's): every process that can print a URI imports it.
 """
 
 from __future__ import annotations
 
+import logging
 import re
 from urllib.parse import urlsplit, urlunsplit
 
@@ -51,3 +54,14 @@ def hide_paths(text: str) -> str:
     "[Errno 2] No such file or directory: '.../k.mp4'"
     """
     return _PATH_DIRS.sub(".../", redact_text(text))
+
+
+class _RedactURIs(logging.Filter):
+    """httpx logs every request's URL at INFO; presigned URLs carry credentials in the query."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.msg, record.args = redact_text(record.getMessage()), None
+        return True
+
+
+logging.getLogger("httpx").addFilter(_RedactURIs())

@@ -16,6 +16,7 @@ from pathlib import Path
 
 from peakclips.config import RunConfig
 from peakclips.errors import VideoError
+from peakclips.redact import redact_text, redact_uri
 
 
 def scenes_report(video: str, cfg: RunConfig):
@@ -34,7 +35,7 @@ def scenes_report(video: str, cfg: RunConfig):
     except VideoError as e:
         raise VideoError(f"scenes:{e.code}", e.detail) from None
     report = {
-        "video": video,
+        "video": redact_uri(video),
         "probe": asdict(info),
         "detector": cfg.scenes.detector,
         "duration_s": round(out.duration_s, 4),
@@ -86,10 +87,11 @@ def main(video: str, cfg: RunConfig, as_json: bool, frames_dir: str | None) -> i
     try:
         report, out = scenes_report(video, cfg)
     except VideoError as e:
+        shown = redact_uri(video)
         if as_json:
-            print(json.dumps({"video": video, "error": e.code, "detail": e.detail}))
+            print(json.dumps({"video": shown, "error": e.code, "detail": redact_text(e.detail)}))
         else:
-            print(f"peakclips: {video}: {e.code}: {e.detail}", file=sys.stderr)
+            print(f"peakclips: {shown}: {e.code}: {redact_text(e.detail)}", file=sys.stderr)
         return 1
     written = write_frames(out, frames_dir) if frames_dir else 0
     print(json.dumps(report, indent=2) if as_json else format_report(report))

@@ -47,6 +47,7 @@ def select(video: str, query: str, k: int, checkpoint: str, mode: str = "auto",
     import torch
 
     from peakclips.prompts import Prompt
+    from peakclips.redact import redact_uri
     from peakclips.train import model as models
     from peakclips.train.batch import encode, to_device
     from peakclips.train.tasks import parse_clips, selector_prompt
@@ -66,7 +67,7 @@ def select(video: str, query: str, k: int, checkpoint: str, mode: str = "auto",
                              pad_token_id=processor.tokenizer.pad_token_id)
     answer = processor.tokenizer.decode(out[0, batch["input_ids"].size(1):], skip_special_tokens=True)
     clips, error = parse_clips(answer, duration)
-    return {"video": video, "query": query, "k": k, "duration_s": duration,
+    return {"video": redact_uri(video), "query": query, "k": k, "duration_s": duration,
             "timestamps": clip2frame(clips, duration, k, mode), "clips": clips,
             "fallback": error is not None, "fallback_reason": error, "answer": answer}
 
