@@ -25,10 +25,12 @@ from peakclips import __version__
 def cmd_run(args) -> int:
     from peakclips.config import load_config
     from peakclips.pipeline import run
+    from peakclips.storage import output_errors
 
     cfg = load_config(args.config, args.set or [])
     output = args.output or str(Path("out") / Path(args.config).stem)
-    run(cfg, args.manifest, output, args.shards, args.force)
+    with output_errors(output):
+        run(cfg, args.manifest, output, args.shards, args.force)
     return 0
 
 
@@ -224,10 +226,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     from peakclips.config import ConfigError
+    from peakclips.errors import InputError, OutputError
     from peakclips.manifest import ManifestError
 
     args = build_parser().parse_args(argv)
-    errors: tuple = (ConfigError, ManifestError)
+    errors: tuple = (ConfigError, ManifestError, InputError, OutputError)
     if args.command == "upload":
         from peakclips.hub import HubError
 

@@ -4,8 +4,8 @@ Stages raise `VideoError` for failures that belong to one input (a corrupt file,
 an annotator that keeps failing); the stage wrapper turns it into the row's error and later stages
 pass the row through. Any other exception raised while working on one row is that row's
 `<stage>:internal` error (`row_error`): a hostile or unlucky input costs its own row, never the
-run. Only faults of the machine itself (the output's disk is full or read-only, `OutputError`)
-end a run, with one sentence.
+run. Only faults of the machine itself (a full or read-only disk, `STORAGE_FAULT`) end a run,
+with one sentence (`OutputError`).
 
 Library code raises `InputError` / `OutputError` for what a user must fix (a manifest that is not
 text, an output folder that cannot be written); only the command line prints them (exit code 2).
@@ -14,6 +14,7 @@ text, an output folder that cannot be written); only the command line prints the
 from __future__ import annotations
 
 import errno
+import os
 
 
 class VideoError(Exception):
@@ -29,7 +30,7 @@ class InputError(ValueError):
     """Something the user gave (a file, a flag) cannot be used; the message says what and why."""
 
 
-class OutputError(OSError):
+class OutputError(Exception):
     """The output cannot be written (not a folder, read-only, full); the message says where."""
 
 
@@ -45,21 +46,34 @@ def machine_error(e: BaseException) -> OSError | None:
         seen.add(id(e))
         if isinstance(e, OSError) and e.errno in MACHINE_ERRNOS:
             return e
-        e = getattr(e, "cause", None) or e.__cause__ or e.__context__
+        e = getattr(e, "cause", None) or e.__cause__ or (None if e.__suppress_context__ else e.__context__)
     return None
+
+
+# The row code of a full or read-only disk met while working on a row. It is not the row's fault:
+# the last stage stages nothing for such a row and the driver ends the run with one sentence
+# (peakclips/storage.py, `output_errors`), so it never reaches a shard.
+STORAGE_FAULT = "storage_fault"
 
 
 def row_error(e: Exception) -> VideoError:
     """The row error for any exception raised while working on one row.
 
-    A `VideoError` is itself; anything else is `internal` with the exception's type and message
-    (URIs redacted, machine paths cut to their last part: the detail is published in the index).
-    A full or read-only output is re-raised: the next row would meet it too.
+    A `VideoError` is itself; a full or read-only disk is `STORAGE_FAULT`; anything else is
+    `internal` with the exception's type and message (URIs redacted, machine paths cut to their
+    last part: the detail is published in the index).
     """
     from peakclips.redact import hide_paths
 
     if isinstance(e, VideoError):
         return e
-    if machine_error(e) is not None:
-        raise e
+    if (disk := machine_error(e)) is not None:
+        return VideoError(STORAGE_FAULT, os.strerror(disk.errno))
     return VideoError("internal", hide_paths(f"{type(e).__name__}: {e}"))
+
+
+def storage_fault(row: dict) -> str | None:
+    """What a row met when its stage found the disk full or read-only, else None."""
+    if (row.get("error") or "").endswith(":" + STORAGE_FAULT):
+        return row.get("error_detail") or STORAGE_FAULT
+    return None

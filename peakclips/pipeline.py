@@ -192,6 +192,7 @@ def run(cfg: RunConfig, manifest: str, output: str, shards: str | None = None, f
         log(f"all {len(selected)} selected shard(s) already complete in {output}; nothing to do "
             "(use --force to rebuild)")
         return summary
+    storage.check_writable(output, *([cfg.ingest.scratch] if cfg.ingest.scratch else []))
     clip_note = preflight(cfg)
     if clip_note:
         log(f"CLIP off for this run: {clip_note}")
@@ -219,6 +220,8 @@ def run(cfg: RunConfig, manifest: str, output: str, shards: str | None = None, f
     pending = [finalize.remote(output, s, expected[s], info) for s in todo if len(staged[s]) == len(expected[s])]
     if todo_tasks:
         for row in build_dataset(todo_tasks, cfg, output, info).iter_rows():
+            if row["storage_fault"]:  # the disk is full or read-only: every next row would meet it
+                raise storage.storage_fault_error(output, row["storage_fault"])
             shard, done = row["shard_id"], staged[row["shard_id"]]
             if row["index"] in done:
                 continue

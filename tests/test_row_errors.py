@@ -138,15 +138,16 @@ def test_internal_error_details_keep_no_secret_and_no_machine_path(tmp_path):
     assert "hunter2" not in e.detail and "SECRET" not in e.detail and "cdn.test/v.mp4" in e.detail
 
 
-def test_a_full_disk_is_not_a_row_error():
+def test_a_full_disk_is_a_storage_fault_that_stages_nothing(tmp_path):
     import errno
 
     from peakclips.errors import row_error
 
-    with pytest.raises(OSError):
-        row_error(OSError(errno.ENOSPC, "No space left on device"))
-
-
+    e = row_error(OSError(errno.ENOSPC, "No space left on device"))
+    assert e.code == "storage_fault"
+    row = {"index": 0, "shard_id": 0, "key": "k", "error": "ingest:storage_fault", "error_detail": "No space"}
+    assert StageSample(str(tmp_path), RUN)(row)["storage_fault"] == "No space"
+    assert not (tmp_path / "_staging").exists()
 
 
 def test_a_row_asking_for_too_many_queries_is_refused_before_any_work(tmp_path):

@@ -18,12 +18,11 @@ import io
 import json
 import os
 import tarfile
-import tempfile
 import time
 from collections import Counter
 
 from peakclips import __version__, storage
-from peakclips.errors import row_error
+from peakclips.errors import machine_error, row_error, storage_fault
 from peakclips.schema import INDEX_COLUMNS, SCHEMA_VERSION, Sample
 from peakclips.stages import STAGE_NAMES, Stage
 
@@ -120,6 +119,19 @@ class StageSample(Stage):
         self.run = run
 
     def __call__(self, row: dict) -> dict:
+        """The bookkeeping row; `storage_fault` says the disk was full or read-only (nothing staged)."""
+        fault = storage_fault(row)
+        if fault is None:
+            try:
+                return dict(self.stage(row), storage_fault=None)
+            except OSError as e:
+                if machine_error(e) is None:
+                    raise
+                fault = os.strerror(e.errno)
+        return {"shard_id": row["shard_id"], "index": row["index"], "key": row["key"], "status": "error",
+                "storage_fault": fault}
+
+    def stage(self, row: dict) -> dict:
         started = time.perf_counter()
         try:
             sample, index_rows = build_sample(row, self.run), build_index_rows(row, self.run)
@@ -172,7 +184,7 @@ def finalize_shard(output: str, shard_id: int, expected: list[int], run: dict) -
         raise RuntimeError(f"shard {shard_id}: staged videos {[r['index'] for r in records]} "
                            f"are not the shard's videos {list(expected)}")
     name = shard_name(shard_id)
-    with tempfile.TemporaryDirectory(prefix="peakclips-") as tmp:
+    with storage.build_dir(output, f"{shard_id:06d}") as tmp:
         tar_path = os.path.join(tmp, name + ".tar")
         with tarfile.open(tar_path, "w", format=tarfile.PAX_FORMAT) as tar:
             for r in records:
