@@ -8,7 +8,7 @@
     peakclips report DIR [--out FOLDER] [--max-videos N]
     peakclips annotator-eval DIR [--reference-dir DIR] [--json PATH]
     peakclips scenes VIDEO [--detector NAME] [--json] [--frames-dir DIR] [--config YAML] [--set k=v ...]
-    peakclips frames DIR --video-id ID --query N --k K [--mode M] [--json] [--out DIR]
+    peakclips frames DIR --video-id ID --query N --k K [--mode M] [--json] [--out DIR] [--video URI | --manifest PATH [--config YAML]]
     peakclips calibrate-clip DIR [--config YAML] [--set k=v ...] [--json]
     peakclips select VIDEO --query "..." --k K --checkpoint DIR
 """
@@ -102,10 +102,12 @@ def cmd_scenes(args) -> int:
 
 
 def cmd_frames(args) -> int:
+    from peakclips.config import load_config
     from peakclips.keyframes import frames_command
 
+    ingest = load_config(args.config).ingest if args.config else None
     return frames_command(args.output_dir, args.video_id, args.query, args.k, args.mode, args.background,
-                          args.json, args.out, args.video, args.manifest)
+                          args.json, args.out, args.video, args.manifest, ingest)
 
 
 def cmd_calibrate_clip(args) -> int:
@@ -198,7 +200,10 @@ def build_parser() -> argparse.ArgumentParser:
     f.add_argument("--out", metavar="DIR", help="also write the k frames as JPEGs into DIR")
     f.add_argument("--video", metavar="URI", help="source video to take the frames from (default: the "
                    "shard's candidate frames, nearest in time)")
-    f.add_argument("--manifest", help="manifest the dataset was built from: its uri is the source video")
+    f.add_argument("--manifest", help="manifest the dataset was built from: its uri is the source video, "
+                   "checked as ingest checks it")
+    f.add_argument("--config", help="pipeline YAML whose ingest section checks the manifest's uri "
+                   "(default: local files under the manifest's folder; URLs with the default caps)")
     f.set_defaults(fn=cmd_frames)
 
     c = sub.add_parser("calibrate-clip", help="measure clip.alpha and clip.beta for a CLIP model on a built dataset",
@@ -230,7 +235,7 @@ def main(argv: list[str] | None = None) -> int:
     from peakclips.manifest import ManifestError
 
     args = build_parser().parse_args(argv)
-    errors: tuple = (ConfigError, ManifestError, InputError, OutputError)
+    errors: tuple = (ConfigError, ManifestError, InputError, OutputError, OSError)
     if args.command == "upload":
         from peakclips.hub import HubError
 

@@ -346,9 +346,15 @@ def load_yaml_config(root: type[BaseModel], path: str | os.PathLike | None, over
     data: dict = {}
     if path is not None:
         try:
-            data = yaml.safe_load(Path(path).read_text()) or {}
+            data = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
         except FileNotFoundError:
             raise ConfigError(f"config file not found: {path}") from None
+        except IsADirectoryError:
+            raise ConfigError(f"{path} is a folder, not a config file") from None
+        except UnicodeDecodeError:
+            raise ConfigError(f"{path}: not UTF-8 text (a config is YAML)") from None
+        except OSError as e:
+            raise ConfigError(f"cannot read the config {path}: {e.strerror}") from None
         except yaml.YAMLError as e:
             raise ConfigError(f"{path}: not valid YAML: {e}") from None
         if not isinstance(data, dict):

@@ -15,11 +15,12 @@ import sys
 from pathlib import Path
 
 from peakclips import storage
+from peakclips.errors import InputError
 from peakclips.shards import complete_shards, iter_samples, read_index
 from peakclips.train.clip2frame import clip2frame
 
 
-class DatasetError(ValueError):
+class DatasetError(InputError):
     """A video or query that the dataset does not have; the message says why."""
 
 
@@ -95,18 +96,36 @@ def source_uri(video_id: str, video: str | None, manifest: str | None) -> str | 
     return None
 
 
+def frames_from_source(uri: str, times: list[float], from_manifest: bool, ingest) -> list:
+    """Frames from the source video. A manifest's URI is untrusted input: it goes through
+    ingest's checks (`stages.ingest.fetch`: allowed roots, address checks, download caps) into
+    a temporary folder; a `--video` the user typed is opened as given (single-file media only)."""
+    import tempfile
+
+    if not from_manifest:
+        return frames_from_video(uri, times)
+    from peakclips.stages.ingest import fetch
+
+    with tempfile.TemporaryDirectory(prefix="peakclips-frames-") as scratch:
+        return frames_from_video(fetch(uri, ingest, scratch, "source"), times)
+
+
 def write_frames(sample: dict, mp4: bytes, query_id: int, times: list[float], out: str,
-                 uri: str | None) -> dict:
-    """Write the frames as JPEGs; returns where they came from and their paths."""
+                 uri: str | None, from_manifest: bool = False, ingest=None) -> dict:
+    """Write the frames as JPEGs into `out` (and nowhere else); returns where they came from
+    and their paths."""
     from peakclips.errors import VideoError
+    from peakclips.manifest import is_safe_key
     from peakclips.redact import redact_text, redact_uri
     from peakclips.video import encode_jpeg
 
+    if not is_safe_key(sample["key"]):  # file names are made from it: a '/' would leave `out`
+        raise DatasetError(f"the shard's sample key {sample['key'][:80]!r} is not a safe file name")
     info: dict = {"source": "candidates"}
     images = None
     if uri:
         try:
-            images = frames_from_video(uri, times)
+            images = frames_from_source(uri, times, from_manifest, ingest)
             info = {"source": "video", "video": redact_uri(uri)}
         except VideoError as e:
             info["note"] = f"source video not readable ({e.code}: {redact_text(e.detail)[:200]}); used the candidate frames"
@@ -124,8 +143,13 @@ def write_frames(sample: dict, mp4: bytes, query_id: int, times: list[float], ou
 
 def frames_command(output: str, video_id: str, query_id: int, k: int, mode: str = "auto",
                    background: float = 0.25, as_json: bool = False, out: str | None = None,
-                   video: str | None = None, manifest: str | None = None) -> int:
-    """`peakclips frames`: print the k timestamps (and write the frames with `out`)."""
+                   video: str | None = None, manifest: str | None = None, ingest=None) -> int:
+    """`peakclips frames`: print the k timestamps (and write the frames with `out`). `ingest` (an
+    IngestConfig) checks a `manifest`'s URI; default: local files under the manifest's folder."""
+    if manifest and ingest is None:
+        from peakclips.config import IngestConfig
+
+        ingest = IngestConfig(allowed_roots=[str(Path(manifest).resolve().parent)])
     try:
         sample, mp4, index_rows = find_sample(output, video_id)
         query = query_of(sample, index_rows, query_id)
@@ -140,7 +164,8 @@ def frames_command(output: str, video_id: str, query_id: int, k: int, mode: str 
               "highlights": [{k_: h[k_] for k_ in ("start_s", "end_s", "priority")} for h in query["highlights"]],
               "timestamps_s": times}
     if out:
-        result |= write_frames(sample, mp4, query_id, times, out, source_uri(video_id, video, manifest))
+        result |= write_frames(sample, mp4, query_id, times, out, source_uri(video_id, video, manifest),
+                               from_manifest=not video and bool(manifest), ingest=ingest)
     if as_json:
         print(json.dumps(result, indent=2))
         return 0

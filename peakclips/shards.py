@@ -14,6 +14,25 @@ import tarfile
 from collections.abc import Iterator
 
 from peakclips import storage
+from peakclips.errors import InputError
+
+# The most a reader takes from one tar member: far above what the pipeline writes (a sample's
+# JSON is kilobytes, its candidate MP4 a few MB), far below what a hostile header can claim.
+MAX_MEMBER_BYTES = {"json": 64 << 20, "mp4": 1 << 30}
+MAX_INDEX_BYTES = 1 << 30  # a shard's Parquet index (kilobytes per video)
+MAX_STATS_BYTES = 16 << 20  # a shard's _stats.json
+
+
+def read_member(tar: tarfile.TarFile, member: tarfile.TarInfo) -> bytes:
+    """A member's bytes; InputError for what no PeakClips writer makes: a member that is not a
+    plain file (links, devices, sparse files that expand on reading) or claims more than its cap."""
+    suffix = member.name.partition(".")[2]
+    if not member.isreg() or member.sparse is not None:
+        raise InputError(f"tar member {member.name!r} is not a plain file")
+    if member.size > MAX_MEMBER_BYTES.get(suffix, 0):
+        raise InputError(f"tar member {member.name!r} claims {member.size} bytes, more than a "
+                         f".{suffix or '?'} member may hold")
+    return tar.extractfile(member).read()
 
 
 def shard_names(output: str) -> list[str]:
@@ -31,7 +50,7 @@ def read_index(output: str, name: str):
 
     import pyarrow.parquet as pq
 
-    data = storage.read_bytes(storage.join(output, name + ".parquet"))
+    data = storage.read_bytes(storage.join(output, name + ".parquet"), MAX_INDEX_BYTES)
     return pq.read_table(io.BytesIO(data), use_threads=False)
 
 
@@ -59,9 +78,9 @@ def iter_samples(output: str, frames: bool = False, limit: int | None = None, ke
                 if keys is not None and key not in keys:
                     continue
                 if suffix == "json":
-                    sample = json.loads(tar.extractfile(member).read())
+                    sample = json.loads(read_member(tar, member))
                 elif suffix == "mp4" and frames:
-                    mp4 = tar.extractfile(member).read()
+                    mp4 = read_member(tar, member)
                 if sample is not None and sample["key"] == key and (mp4 is not None or not frames):
                     yield name, sample, mp4
                     sample, mp4 = None, None

@@ -18,7 +18,7 @@ from contextlib import contextmanager
 import fsspec
 from fsspec.implementations.local import LocalFileSystem
 
-from peakclips.errors import OutputError, machine_error
+from peakclips.errors import InputError, OutputError, machine_error
 
 PROBE_BYTES = 1 << 20  # what the write probe writes: a full disk refuses it, a nearly full one too
 
@@ -37,8 +37,12 @@ def exists(uri: str) -> bool:
     return fs.exists(path)
 
 
-def read_bytes(uri: str) -> bytes:
+def read_bytes(uri: str, max_bytes: int | None = None) -> bytes:
+    """A whole file; with `max_bytes`, InputError for a larger one (readers of files they did
+    not write bound what they load)."""
     fs, path = fs_and_path(uri)
+    if max_bytes is not None and (size := fs.size(path)) > max_bytes:
+        raise InputError(f"{uri} holds {size} bytes, more than the {max_bytes} such a file may hold")
     return fs.cat_file(path)
 
 

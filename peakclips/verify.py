@@ -17,35 +17,38 @@ Readers never unpickle anything.
 
 from __future__ import annotations
 
-import io
 import json
-import re
 import tarfile
 from collections import Counter
 
 from pydantic import ValidationError
 
 from peakclips import storage
+from peakclips.errors import InputError
+from peakclips.manifest import is_safe_key
 from peakclips.schema import INDEX_COLUMNS, SCHEMA_VERSION, Sample
-from peakclips.shards import read_index, shard_names
+from peakclips.shards import MAX_STATS_BYTES, read_index, read_member, shard_names
 from peakclips.stages.shard import TAR_MTIME
 
-KEY_RE = re.compile(r"^[A-Za-z0-9_-]+$")
 MEMBER_SUFFIXES = {"json", "mp4"}
+STATS_KEYS = {"shard", "videos", "queries", "highlights", "errors", "config_hash", "schema_version"}
 
 
-def read_tar(data: bytes, name: str, defects: list[str]) -> dict[str, dict[str, bytes]]:
-    """Samples in tar order: key -> {suffix: bytes}."""
+def read_tar(f, name: str, defects: list[str]) -> dict[str, dict[str, bytes]]:
+    """Samples in tar order: key -> {suffix: bytes}, from the open tar file `f` (never read whole;
+    a member is read only within `shards.read_member`'s bounds)."""
     samples: dict[str, dict[str, bytes]] = {}
     last = None
-    with tarfile.open(fileobj=io.BytesIO(data)) as tar:
+    with tarfile.open(fileobj=f, mode="r:") as tar:
         for m in tar.getmembers():
-            if not m.isfile():
-                defects.append(f"{name}: member {m.name} is not a regular file")
-                continue
             key, _, suffix = m.name.partition(".")
-            if not KEY_RE.match(key) or suffix not in MEMBER_SUFFIXES:
+            if not is_safe_key(key) or suffix not in MEMBER_SUFFIXES:
                 defects.append(f"{name}: bad member name {m.name!r}")
+                continue
+            try:
+                data = read_member(tar, m)
+            except InputError as e:
+                defects.append(f"{name}: {e}")
                 continue
             if key in samples and key != last:
                 defects.append(f"{name}: members of {key} are not adjacent")
@@ -53,7 +56,7 @@ def read_tar(data: bytes, name: str, defects: list[str]) -> dict[str, dict[str, 
                 defects.append(f"{name}: duplicate member {m.name}")
             if m.mtime != TAR_MTIME:
                 defects.append(f"{name}: {m.name} has mtime {m.mtime}, not the fixed {TAR_MTIME}")
-            samples.setdefault(key, {})[suffix] = tar.extractfile(m).read()
+            samples.setdefault(key, {})[suffix] = data
             last = key
     return samples
 
@@ -117,7 +120,7 @@ def check_index_and_stats(name: str, rows: list[dict], samples: dict[str, Sample
 
 def verify_shard(output: str, name: str, decode_frames: bool = True) -> tuple[list[str], set[frozenset]]:
     """(defects, the member sets its samples have)."""
-    from peakclips.video import decode_mp4
+    from peakclips.video import count_mp4_frames
 
     if not storage.exists(storage.join(output, name + "_stats.json")):
         return [f"{name}: no {name}_stats.json (shard incomplete)"], set()
@@ -125,8 +128,21 @@ def verify_shard(output: str, name: str, decode_frames: bool = True) -> tuple[li
         if not storage.exists(storage.join(output, name + suffix)):
             return [f"{name}: {name}{suffix} missing"], set()
     defects: list[str] = []
-    stats = json.loads(storage.read_bytes(storage.join(output, name + "_stats.json")))
-    members = read_tar(storage.read_bytes(storage.join(output, name + ".tar")), name, defects)
+    try:
+        stats = json.loads(storage.read_bytes(storage.join(output, name + "_stats.json"), MAX_STATS_BYTES))
+        table = read_index(output, name)
+    except (InputError, ValueError) as e:  # too large, not JSON, not Parquet
+        return [f"{name}: {e}"], set()
+    have = set(stats) if isinstance(stats, dict) else set()
+    if not STATS_KEYS <= have:
+        defects.append(f"{name}: {name}_stats.json lacks {sorted(STATS_KEYS - have)}")
+        stats = None
+    fs, path = storage.fs_and_path(storage.join(output, name + ".tar"))
+    try:
+        with fs.open(path, "rb") as f:
+            members = read_tar(f, name, defects)
+    except tarfile.TarError as e:
+        return defects + [f"{name}: {name}.tar is not a readable tar ({e})"], set()
     samples: dict[str, Sample] = {}
     for key, parts in members.items():
         if set(parts) != MEMBER_SUFFIXES:
@@ -137,19 +153,18 @@ def verify_shard(output: str, name: str, decode_frames: bool = True) -> tuple[li
         except ValidationError as e:
             defects.append(f"{name}: {key}.json fails the schema: {e.errors()[0]['loc']}: {e.errors()[0]['msg']}")
             continue
-        defects += check_sample(name, key, sample, stats)
+        defects += check_sample(name, key, sample, stats or {})
         if decode_frames:
             try:
-                n = len(decode_mp4(parts["mp4"]))
+                n = count_mp4_frames(parts["mp4"])
             except Exception as e:  # noqa: BLE001 - any decoder failure is the defect we report
                 defects.append(f"{name}: {key}.mp4 does not decode: {e}")
                 continue
             if n != len(sample.frame_times_s):
                 defects.append(f"{name}: {key}.mp4 has {n} frames, frame_times_s has {len(sample.frame_times_s)}")
-    table = read_index(output, name)
     if table.column_names != list(INDEX_COLUMNS):
         return defects + [f"{name}: index columns differ from the schema"], set()
-    if len(samples) == len(members):  # cross-checks only make sense on readable samples
+    if len(samples) == len(members) and stats:  # cross-checks only make sense on readable samples
         defects += check_index_and_stats(name, table.to_pylist(), samples, stats)
     return defects, {frozenset(p) for p in members.values()}
 

@@ -416,6 +416,37 @@ def encode_mp4(frames: list[np.ndarray], crf: int = 23) -> bytes:
     return writer.finish()
 
 
-def decode_mp4(data: bytes) -> list[np.ndarray]:
+# What a reader of shards decodes at most: the config's bounds (frames.num_candidates <= 4096,
+# frames.candidate_size <= 4096) can write nothing larger, so anything larger is not ours.
+MAX_SHARD_FRAMES = 4096
+MAX_SHARD_SIDE = 4096
+MAX_DECODED_BYTES = 2 << 30
+
+
+def shard_frames(data: bytes) -> Iterator:
+    """The frames of a shard's candidate MP4, one at a time, refusing sizes no config produces."""
     with open_media(data, SHARD_FORMAT) as container:
-        return [f.to_ndarray(format="rgb24") for f in container.decode(video=0)]
+        stream = video_stream(container)
+        w, h = stream.codec_context.width, stream.codec_context.height
+        if max(w, h) > MAX_SHARD_SIDE:
+            raise VideoError("too_large", f"{w}x{h} frames: larger than any candidate PeakClips writes")
+        for i, frame in enumerate(container.decode(stream)):
+            if i >= MAX_SHARD_FRAMES:
+                raise VideoError("too_large", f"more than {MAX_SHARD_FRAMES} frames")
+            yield frame
+
+
+def count_mp4_frames(data: bytes) -> int:
+    """Frames in a shard's candidate MP4 (decoded, none kept)."""
+    return sum(1 for _ in shard_frames(data))
+
+
+def decode_mp4(data: bytes) -> list[np.ndarray]:
+    """Every frame of a shard's candidate MP4 as RGB, at most MAX_DECODED_BYTES of them."""
+    out, size = [], 0
+    for frame in shard_frames(data):
+        size += frame.width * frame.height * 3
+        if size > MAX_DECODED_BYTES:
+            raise VideoError("too_large", f"the frames decode to more than {MAX_DECODED_BYTES >> 20} MiB")
+        out.append(frame.to_ndarray(format="rgb24"))
+    return out
