@@ -42,16 +42,25 @@ def shard_names(output: str) -> list[str]:
 
 
 def read_index(output: str, name: str):
-    """Shard `name`'s Parquet index as a pyarrow Table, read on the calling thread: the files are
-    small, and pyarrow's thread pool, once started in a short-lived command, can abort the
-    interpreter at exit ("terminate called without an active exception", seen under load with
-    pyarrow 26)."""
-    import io
+    """Shard `name`'s Parquet index as a pyarrow Table, read on the calling thread from memory
+    Arrow owns.
 
+    Why both: `pq.read_table` goes through Arrow's Dataset API, which pre-buffers on Arrow's IO
+    thread pool even with `use_threads=False`, and a buffer over Python bytes is released on that
+    pool's thread. When the release comes after the interpreter began to finalize, the thread
+    asks for the GIL, Python ends it with pthread_exit, and unwinding through Arrow's C++
+    destructor aborts the process: "terminate called without an active exception", exit 134, at
+    the end of `peakclips frames` (and every other command that reads indexes) in about one run
+    of 30 when three run at once on 2 cores (gdb: `arrow::py::PyBuffer::~PyBuffer` on an Arrow
+    pool thread during `Py_FinalizeEx`). `ParquetFile.read` without pre-buffering starts no pool
+    thread, and a copy into an Arrow buffer leaves Arrow nothing of Python's to release."""
+    import pyarrow as pa
     import pyarrow.parquet as pq
 
     data = storage.read_bytes(storage.join(output, name + ".parquet"), MAX_INDEX_BYTES)
-    return pq.read_table(io.BytesIO(data), use_threads=False)
+    owned = pa.allocate_buffer(len(data))
+    pa.FixedSizeBufferWriter(owned).write(data)
+    return pq.ParquetFile(pa.BufferReader(owned), pre_buffer=False).read(use_threads=False)
 
 
 def load_index(output: str, names: list[str]) -> list[dict]:

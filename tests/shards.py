@@ -68,3 +68,21 @@ def leftovers(output: Path) -> list[str]:
     return sorted(str(p.relative_to(output)) for p in output.rglob("*")
                   if not (p.parent == output and p.name.startswith("peakclips-") and p.name.endswith(finished)
                           and ".tmp-" not in p.name))
+
+
+def one_sample_dataset(folder: Path, doc: dict, mp4: bytes, members=None) -> Path:
+    """A dataset folder of one shard holding one synthetic sample (tests/train/shards.py): its
+    tar (or, with `members`, a tar of those (TarInfo, bytes) instead), its index and `{}` stats."""
+    from peakclips.stages.shard import index_table
+    from tests.train.shards import write_shard
+
+    folder.mkdir(parents=True, exist_ok=True)
+    write_shard(folder / "peakclips-000000.tar", [(doc, mp4)])
+    if members is not None:
+        with tarfile.open(folder / "peakclips-000000.tar", "w", format=tarfile.PAX_FORMAT) as tar:
+            for info, data in members:
+                tar.addfile(info, io.BytesIO(data))
+    rows = [{"video_id": doc["video_id"], "key": doc["key"], "shard_id": 0, "status": "ok", "query_id": 0,
+             "query": doc["queries"][0]["query"], "highlights_json": json.dumps(doc["queries"][0]["highlights"])}]
+    pq.write_table(index_table(rows), folder / "peakclips-000000.parquet")
+    return folder

@@ -4,7 +4,6 @@ of `frames --out`, `frames --manifest` checks the manifest's URI as ingest does,
 line input (a manifest that is not UTF-8 text or is a folder, a huge --shards range) is one
 sentence with exit code 2."""
 
-import io
 import json
 import subprocess
 import sys
@@ -16,29 +15,13 @@ import pytest
 
 from peakclips.keyframes import frames_command
 from peakclips.shards import iter_samples
-from peakclips.stages.shard import index_table
 from peakclips.verify import verify
 from tests.conftest import REPO
-from tests.train.shards import make_sample, write_shard
+from tests.shards import one_sample_dataset as dataset
+from tests.train.shards import make_sample
 
 CLIP = REPO / "manifests/videos/sintel_10s_640x360.mp4"
 SCENES = [(0.0, 2.0, "red"), (2.0, 4.0, "green")]
-
-
-def dataset(folder, doc, mp4, members=None):
-    """A one-sample dataset folder: tar (optionally other members), index, stats."""
-    folder.mkdir(parents=True, exist_ok=True)
-    write_shard(folder / "peakclips-000000.tar", [(doc, mp4)])
-    if members is not None:
-        with tarfile.open(folder / "peakclips-000000.tar", "w", format=tarfile.PAX_FORMAT) as tar:
-            for info, data in members:
-                tar.addfile(info, io.BytesIO(data))
-    rows = [{"video_id": doc["video_id"], "key": doc["key"], "shard_id": 0, "status": "ok", "query_id": 0,
-             "query": doc["queries"][0]["query"], "highlights_json": json.dumps(doc["queries"][0]["highlights"])}]
-    import pyarrow.parquet as pq
-
-    pq.write_table(index_table(rows), folder / "peakclips-000000.parquet")
-    return folder
 
 
 def sparse_member(name: str, claimed: int) -> tuple[tarfile.TarInfo, bytes]:
