@@ -70,9 +70,9 @@ def open_media(source: str | bytes, format: str | None = None):
                 "format_whitelist": DEMUXERS, "protocol_whitelist": protocols}))
         except FileNotFoundError:
             raise VideoError("not_found", "no such file") from None
-        except av.error.ArgumentError as e:  # EINVAL: what the allow-lists refuse
-            raise VideoError("unsupported_container", "not a single-file media container PeakClips reads "
-                             f"({e.strerror}); allowed demuxers: {DEMUXERS}") from None
+        except av.error.ArgumentError:  # EINVAL: what the allow-lists refuse
+            raise VideoError("unsupported_container", "FFmpeg reads it as a format that is not a single-file "
+                             f"media container (allowed demuxers: {DEMUXERS})") from None
         except (av.error.FFmpegError, OSError) as e:
             if _lists_other_files(source):
                 raise VideoError("unsupported_container", "a playlist or list of other files; only "
