@@ -119,7 +119,10 @@ async def _download(url: str, dest_uri: str, cfg: IngestConfig) -> None:
     import httpx
 
     timeout = httpx.Timeout(cfg.download_timeout_s)  # the hard limit is download()'s deadline
-    async with httpx.AsyncClient(follow_redirects=False, trust_env=False, timeout=timeout) as client:
+    # No connection reuse: a redirect to another name on the same address must get its own TLS
+    # handshake, checked against its own name.
+    limits = httpx.Limits(max_keepalive_connections=0)
+    async with httpx.AsyncClient(follow_redirects=False, trust_env=False, timeout=timeout, limits=limits) as client:
         for _ in range(MAX_REDIRECTS + 1):
             ip = vet(url, cfg.allow_hosts)
             response = await client.send(pinned_request(client, url, ip), stream=True)
