@@ -97,6 +97,7 @@ def check_writable(*uris: str) -> None:
         if fs.exists(path) and not fs.isdir(path):
             raise OutputError(f"{uri} is a file, not a folder: give --output a folder")
         probe = f"{path.rstrip('/')}/.peakclips-write-probe-{uuid.uuid4().hex[:8]}"
+        created = _first_missing(fs, path.rstrip("/"))  # removed again: a run that stops leaves nothing
         try:
             fs.makedirs(path, exist_ok=True)
             with fs.open(probe, "wb") as f:
@@ -108,8 +109,21 @@ def check_writable(*uris: str) -> None:
             try:
                 if fs.exists(probe):
                     fs.rm(probe)
+                if created and fs.exists(created):
+                    fs.rm(created, recursive=True)
             except OSError:
                 pass
+
+
+def _first_missing(fs, path: str) -> str | None:
+    """The outermost folder of `path` that does not exist yet (None when `path` exists)."""
+    missing = None
+    while path and not fs.exists(path):
+        missing, parent = path, path.rsplit("/", 1)[0]
+        if parent == path:
+            break
+        path = parent
+    return missing
 
 
 @contextmanager
