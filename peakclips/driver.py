@@ -86,6 +86,7 @@ def build_shards(tasks: list, tracker: ShardTracker, cfg, output: str, run, prog
     `tracker` as soon as its last video is staged; returns every built shard's stats, by shard."""
     import ray
 
+    from peakclips import storage
     from peakclips.faults import run_isolated
     from peakclips.pipeline import _has_gpu, build_dataset, stage_specs, video_items
     from peakclips.stages.shard import finalize_shard
@@ -118,6 +119,8 @@ def build_shards(tasks: list, tracker: ShardTracker, cfg, output: str, run, prog
 
     for window in windows(tasks, cfg.ray.window):
         for row in stream(video_items(window, run), build, isolate, log=progress.log):
+            if row.get("storage_fault"):  # the disk is full or read-only: every next row would meet it
+                raise storage.storage_fault_error(output, row["storage_fault"])
             if not tracker.is_staged(row["shard_id"], row["index"]):
                 progress.video_done(row["status"], row.get("llm_calls", 0), row.get("cost_usd", 0.0))
             if tracker.add(row["shard_id"], row["index"]):

@@ -142,19 +142,35 @@ def read_manifest(path: str | Path, base_dir: Path | None = None) -> list[Manife
     return [t.row for t in plan.tasks]
 
 
-def _lines(path: Path) -> Iterator[tuple[int, bytes]]:
-    """(line number, bytes) of each non-blank line, streamed."""
+MAX_LINE_BYTES = 1 << 20  # one row: a URI, ids and a few queries; far below this
+
+
+def _lines(path: Path) -> Iterator[tuple[int, str]]:
+    """(line number, text) of each non-blank line of a UTF-8 text file, streamed, each line
+    read within MAX_LINE_BYTES."""
     try:
-        f = open(path, "rb")  # noqa: SIM115 - closed below; a missing file is a user error
+        f = open(path, "rb")  # noqa: SIM115 - closed below; the errors are the user's
     except FileNotFoundError:
         raise ManifestError(f"manifest not found: {path}") from None
+    except IsADirectoryError:
+        raise ManifestError(f"{path} is a folder, not a manifest file") from None
+    except OSError as e:
+        raise ManifestError(f"cannot read the manifest {path}: {e.strerror}") from None
     with f:
-        for lineno, line in enumerate(f, start=1):
-            if line.strip():
-                yield lineno, line
+        lineno = 0
+        while raw := f.readline(MAX_LINE_BYTES + 1):
+            lineno += 1
+            if len(raw) > MAX_LINE_BYTES:
+                raise ManifestError(f"{path} line {lineno}: longer than {MAX_LINE_BYTES >> 20} MiB")
+            try:
+                text = raw.decode("utf-8")
+            except UnicodeDecodeError:
+                raise ManifestError(f"{path} line {lineno}: not UTF-8 text (a manifest is JSON lines)") from None
+            if text.strip():
+                yield lineno, text
 
 
-def _validate(path: Path, lineno: int, line: bytes) -> ManifestRow:
+def _validate(path: Path, lineno: int, line: str) -> ManifestRow:
     try:
         return ManifestRow.model_validate_json(line)
     except ValidationError as e:
@@ -216,8 +232,11 @@ class Keys:
 def _resolve_local(uri: str, base_dir: Path) -> str:
     if "://" in uri:
         return uri
-    p = Path(uri).expanduser()
-    return str(p if p.is_absolute() else (base_dir / p).resolve())
+    try:
+        p = Path(uri).expanduser()
+        return str(p if p.is_absolute() else (base_dir / p).resolve())
+    except (ValueError, RuntimeError):  # a NUL byte, an unknown ~user: ingest refuses the row (bad_uri)
+        return uri
 
 
 def _shard_ranges(spec: str | None) -> list[tuple[int, int]] | None:
@@ -227,9 +246,9 @@ def _shard_ranges(spec: str | None) -> list[tuple[int, int]] | None:
     ranges = []
     for part in spec.split(","):
         part = part.strip()
-        m = re.fullmatch(r"(\d+)(?:-(\d+))?", part)
+        m = re.fullmatch(r"(\d{1,12})(?:-(\d{1,12}))?", part)
         if not m:
-            raise ManifestError(f"bad shard selection '{part}' (use e.g. 0-99, 7 or 0,3,5)")
+            raise ManifestError(f"bad shard selection '{part[:40]}' (use e.g. 0-99, 7 or 0,3,5)")
         lo = int(m.group(1))
         hi = int(m.group(2) or lo)
         if hi < lo:

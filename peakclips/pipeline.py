@@ -26,8 +26,9 @@ from pathlib import Path
 from typing import Any, Literal
 
 from peakclips import storage
-from peakclips.config import OPERATIONAL_KEYS, ConfigError, RunConfig
+from peakclips.config import ConfigError, RunConfig, public_name, published_config
 from peakclips.manifest import ManifestRow, plan_manifest
+from peakclips.redact import hide_paths
 from peakclips.resume import fingerprint, prepare, resume_key
 from peakclips.schema import RunInfo, ShardStats
 from peakclips.shards import is_complete, staging_root
@@ -59,12 +60,13 @@ def run_info(cfg: RunConfig, clip_note: str | None, scratch: str) -> RunInfo:
         "annotator": {"backend": cfg.annotator.backend,
                       "model": cfg.annotator.model if cfg.annotator.backend == "openai" else None,
                       "prompts": prompts},
-        "clip_model": {"model": cfg.clip.model, "pretrained": cfg.clip.pretrained, "used": clip_note is None,
+        "clip_model": {"model": public_name(cfg.clip.model), "pretrained": public_name(cfg.clip.pretrained),
+                       "used": clip_note is None,
                        "reduce": cfg.clip.reduce, "alpha": cfg.clip.alpha, "beta": cfg.clip.beta},
-        "clip_note": clip_note,
+        "clip_note": hide_paths(clip_note) if clip_note else None,
         "llm_price": price.model_dump() if (price := cfg.annotator.prices.get(cfg.annotator.model or "")) else None,
         "config_hash": cfg.hash(extra=references),
-        "config": cfg.model_dump(mode="json", exclude=OPERATIONAL_KEYS),
+        "config": published_config(cfg),
         "scratch": scratch,
     })
     return info.model_copy(update={"fingerprint": fingerprint(info)})
@@ -266,6 +268,7 @@ def run(cfg: RunConfig, manifest: str, output: str, shards: str | None = None, f
         log(f"all {len(selected)} selected shard(s) already complete in {output}; nothing to do "
             "(use --force to rebuild)")
         return summary
+    storage.check_writable(output, *([cfg.ingest.scratch] if cfg.ingest.scratch else []))
     clip_note = preflight(cfg)
     if clip_note:
         log(f"CLIP off for this run: {clip_note}")

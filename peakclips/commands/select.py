@@ -43,6 +43,7 @@ def select(video: str, query: str, k: int, checkpoint: str, mode: str = "auto",
     import torch
 
     from peakclips.prompts import Prompt
+    from peakclips.redact import redact_uri
     from peakclips.train import model as models
     from peakclips.train.batch import encode, to_device
     from peakclips.train.tasks import parse_clips, selector_prompt
@@ -63,6 +64,6 @@ def select(video: str, query: str, k: int, checkpoint: str, mode: str = "auto",
     answer = processor.tokenizer.decode(out[0, batch["input_ids"].size(1):], skip_special_tokens=True)
     clips, error = parse_clips(answer, duration)
     chosen = clip2frame(clips, duration, k, mode)
-    return {"video": video, "query": query, "k": k, "duration_s": duration, "mode": chosen.mode,
+    return {"video": redact_uri(video), "query": query, "k": k, "duration_s": duration, "mode": chosen.mode,
             "timestamps": chosen.times_s, "clips": clips,
             "fallback": error is not None, "fallback_reason": error, "answer": answer}
