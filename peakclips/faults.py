@@ -33,7 +33,6 @@ import os
 import sys
 import threading
 import time
-import uuid
 from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -128,18 +127,18 @@ def ray_args(runs_as: str, faults: FaultsConfig) -> dict:
 
 # --- the driver's second chance: one video at a time, one Ray task per stage ---------------------
 
-_STAGES: dict[tuple[str, str], object] = {}
-"""Stage objects an isolated-run worker built, by (run token, stage name): built once per process."""
-
-
-def _run_stage(token: str, spec, row: dict, seconds: float) -> dict:
-    """One stage for one video, in a Ray task (its own worker process)."""
-    stage = _STAGES.get((token, spec.name))
-    if stage is None:
-        stage = _STAGES[(token, spec.name)] = spec.cls(**spec.kwargs)
+def _run_stage(spec, row: dict, seconds: float) -> dict:
+    """One stage for one video, in a Ray task of its own (max_calls=1: a fresh worker process,
+    which ends with the task, stuck threads and all)."""
+    stage = spec.cls(**spec.kwargs)
     if asyncio.iscoroutinefunction(stage.__call__):
         return asyncio.run(stage(row))
     return guarded(stage, row, seconds)
+
+
+def _bookkeeping(spec):
+    """The stage's bookkeeping alone (`finish` uses class attributes only): no model loaded."""
+    return spec.cls.__new__(spec.cls)
 
 
 @dataclass
@@ -153,18 +152,18 @@ class _Flight:
 
 def run_isolated(rows: list[dict], specs, faults: FaultsConfig, download_timeout_s: float,
                  log=print) -> Iterator[dict]:
-    """Every row through `specs`, one Ray task per stage (each with its own worker process and
-    no Ray retries: they are counted here); yields what the last stage returns, one per row.
+    """Every row through `specs`, one Ray task per stage, each in a fresh worker process and
+    without Ray's retries (they are counted here); yields what the last stage returns, one per row.
 
-    A stage whose worker dies is run again up to `faults.retries` times, then the row gets
-    `<stage>:worker_lost`; one that dies after its deadline, or is still running GRACE_S past
-    it (then it is cancelled), gets `<stage>:timeout`. As many videos at once as the cluster
-    has CPUs.
+    A stage whose worker dies runs again up to `faults.retries` times, then the row gets
+    `<stage>:worker_lost`; one that passes its deadline gets `<stage>:timeout`: from `guarded`,
+    from faulthandler's stop (a death GRACE_S or more past the deadline, counted from when the
+    task was sent), or from here, cancelled, when it still runs 2 x GRACE_S past it. A failed row skips to the last stage (the
+    stages between would only pass it through). As many videos at once as the cluster has CPUs.
     """
     import ray
 
-    token = uuid.uuid4().hex
-    remote = ray.remote(_run_stage)
+    remote = ray.remote(max_calls=1)(_run_stage)
     spec_refs = [ray.put(spec) for spec in specs]
     pending = deque(rows)
     flights: dict = {}
@@ -174,20 +173,25 @@ def run_isolated(rows: list[dict], specs, faults: FaultsConfig, download_timeout
         spec = specs[stage]
         seconds = deadline_s(spec.name, row, faults, download_timeout_s)
         ref = remote.options(num_cpus=spec.num_cpus, num_gpus=spec.num_gpus, max_retries=0,
-                             name=f"peakclips-isolated-{spec.name}").remote(token, spec_refs[stage], row, seconds)
+                             name=f"peakclips-isolated-{spec.name}").remote(spec_refs[stage], row, seconds)
         flights[ref] = _Flight(row, stage, attempt, time.monotonic(), seconds)
 
-    def advance(flight: _Flight, row: dict) -> dict | None:
-        if flight.stage + 1 < len(specs):
-            submit(row, flight.stage + 1)
-            return None
-        return row
+    def advance(stage: int, row: dict) -> dict | None:
+        """Submit the row's next stage; the row itself once the last stage has returned it."""
+        if stage == len(specs) - 1:
+            return row
+        stage += 1
+        while row.get("error") and stage < len(specs) - 1:
+            row = _bookkeeping(specs[stage]).finish(row, None, time.perf_counter())
+            stage += 1
+        submit(row, stage)
+        return None
 
     def failed(flight: _Flight, code: str, detail: str) -> dict | None:
         spec = specs[flight.stage]
-        stage = spec.cls.__new__(spec.cls)  # only its bookkeeping is used: no models loaded
         log(f"video {flight.row.get('key')}: {spec.name}:{code} ({detail})")
-        return advance(flight, stage.finish(dict(flight.row), VideoError(code, detail), time.perf_counter()))
+        row = _bookkeeping(spec).finish(dict(flight.row), VideoError(code, detail), time.perf_counter())
+        return advance(flight.stage, row)
 
     while pending or flights:
         while pending and len(flights) < at_once:
@@ -196,15 +200,15 @@ def run_isolated(rows: list[dict], specs, faults: FaultsConfig, download_timeout
         for ref in ready:
             flight = flights.pop(ref)
             try:
-                out = advance(flight, ray.get(ref))
+                out = advance(flight.stage, ray.get(ref))
             except ray.exceptions.RayTaskError:
                 raise  # an exception the stage let escape: a programming error, with its traceback
             except ray.exceptions.RayError as e:  # the worker process or its node died
                 elapsed = time.monotonic() - flight.submitted
                 name = specs[flight.stage].name
-                if elapsed >= flight.seconds:
-                    out = failed(flight, "timeout", f"its worker died after {elapsed:.0f} s, past the "
-                                                    f"deadline of {flight.seconds:.0f} s")
+                if elapsed >= flight.seconds + GRACE_S:  # faulthandler's hard stop (a call that held the GIL)
+                    out = failed(flight, "timeout", f"its worker ended {elapsed:.0f} s after the stage was "
+                                                    f"sent, past the deadline of {flight.seconds:.0f} s")
                 elif flight.attempt < faults.retries:
                     log(f"video {flight.row.get('key')}: the worker running {name} was lost "
                         f"({type(e).__name__}); trying again ({flight.attempt + 1}/{faults.retries})")
