@@ -74,14 +74,44 @@ class LocalCluster:
             time.sleep(1)
         raise TimeoutError(f"{n} Ray nodes did not join")
 
+    def kill_node(self, i: int) -> list[int]:
+        """SIGKILL every process of node `i` (0 = the head): its `ray start`, raylet, agents and
+        workers, as if the machine had died. Returns the pids killed."""
+        import psutil
+
+        root = psutil.Process(self.procs[i].pid)
+        tree = [root, *root.children(recursive=True)]
+        for p in tree:
+            try:
+                p.kill()
+            except psutil.Error:
+                pass
+        return [p.pid for p in tree]
+
+    def node_processes(self, i: int) -> list:
+        """The live processes of node `i` (psutil), its `ray start` first."""
+        import psutil
+
+        try:
+            root = psutil.Process(self.procs[i].pid)
+            return [root, *root.children(recursive=True)]
+        except psutil.Error:
+            return []
+
     def stop(self) -> None:
         for p in reversed(self.procs):
-            os.killpg(p.pid, signal.SIGTERM)
+            try:
+                os.killpg(p.pid, signal.SIGTERM)
+            except ProcessLookupError:  # a node kill_node ended
+                pass
         for p in self.procs:
             try:
                 p.wait(timeout=30)
             except subprocess.TimeoutExpired:
-                os.killpg(p.pid, signal.SIGKILL)
+                try:
+                    os.killpg(p.pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
         for temp in self.temps:
             shutil.rmtree(temp, ignore_errors=True)
 

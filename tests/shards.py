@@ -41,6 +41,33 @@ def small_manifest(folder: Path) -> tuple[Path, list[str]]:
     return manifest, overrides
 
 
+def stage_in_process(cfg, manifest: Path, output: Path, info: RunInfo) -> dict[int, list[int]]:
+    """The pipeline's stages applied to each video in this process (no Ray): staged files only.
+    Returns each shard's manifest indices, for `finalize_shard`."""
+    from peakclips.manifest import plan_tasks, read_manifest
+    from peakclips.pipeline import run_in_process, stage_specs, video_items
+
+    tasks = plan_tasks(read_manifest(manifest), cfg.shard_size)
+    run_in_process(video_items(tasks, info), stage_specs(cfg, str(output), info))
+    shards: dict[int, list[int]] = {}
+    for t in tasks:
+        shards.setdefault(t.shard_id, []).append(t.index)
+    return shards
+
+
+def build_in_process(cfg, manifest: Path, output: Path) -> Path:
+    """An uninterrupted build of every shard without Ray: the stages in this process, then
+    `finalize_shard` per shard (what a run writes, to compare other runs with)."""
+    from peakclips.pipeline import resolve_paths, run_info
+    from peakclips.stages.shard import finalize_shard
+
+    cfg = resolve_paths(cfg)
+    info = run_info(cfg, "clip.enabled is false", str(output / "_scratch"))
+    for shard_id, indices in stage_in_process(cfg, manifest, output, info).items():
+        finalize_shard(str(output), shard_id, indices, info)
+    return output
+
+
 def run_command(manifest: Path, output: Path, overrides: list[str], *extra: str) -> list[str]:
     cmd = [sys.executable, "-m", "peakclips.cli", "run", str(SAMPLE_CONFIG), "--manifest", str(manifest),
            "--output", str(output), *extra]

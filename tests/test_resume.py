@@ -16,13 +16,13 @@ import pytest
 from peakclips import storage
 from peakclips.config import load_config
 from peakclips.manifest import plan_tasks, read_manifest
-from peakclips.pipeline import run, run_in_process, run_info, stage_specs, video_items
+from peakclips.pipeline import run, run_info
 from peakclips.resume import fingerprint, prepare, resume_key
 from peakclips.schema import RunInfo
 from peakclips.stages.shard import finalize_shard
 from peakclips.verify import verify
 from tests.conftest import REPO, SAMPLE_CONFIG
-from tests.shards import leftovers, run_command, small_manifest, snapshot
+from tests.shards import leftovers, run_command, small_manifest, snapshot, stage_in_process
 
 RUN = RunInfo(config_hash="c0ffee", annotator={"backend": "reference", "model": None, "prompts": []},
               clip_model=None)
@@ -67,12 +67,6 @@ def test_prepare_with_force_keeps_nothing(tmp_path):
     assert plan.reused == {} and not staging.exists()
 
 
-def _stage_videos_in_process(cfg, manifest: Path, output: Path, info: RunInfo) -> None:
-    """The pipeline's stages applied to each video in this process (no Ray): staged files only."""
-    rows = video_items(plan_tasks(read_manifest(manifest), cfg.shard_size), info)
-    run_in_process(rows, stage_specs(cfg, str(output), info))
-
-
 @pytest.mark.slow
 def test_a_finalize_killed_after_publishing_the_tar_is_completed_by_the_rerun(ray_local, tmp_path, monkeypatch):
     manifest, overrides = small_manifest(tmp_path)
@@ -80,7 +74,7 @@ def test_a_finalize_killed_after_publishing_the_tar_is_completed_by_the_rerun(ra
     cfg = load_config(SAMPLE_CONFIG, overrides + ["highlights.filters.dedup_queries=false"])
     out, clean = tmp_path / "out", tmp_path / "clean"
     info = run_info(cfg, "clip.enabled is false", str(out / "_scratch"))
-    _stage_videos_in_process(cfg, manifest, out, info)
+    stage_in_process(cfg, manifest, out, info)
     shutil.copytree(out / "_staging", clean / "_staging")
     finalize_shard(str(clean), 0, [0, 1], info.model_copy(update={"scratch": str(clean / "_scratch")}))
 
