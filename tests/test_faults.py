@@ -176,7 +176,8 @@ def test_a_worker_killed_whenever_it_decodes_the_poison_video_costs_that_row_onl
     out = tmp_path / "out"
     cmd = [sys.executable, "-m", "peakclips.cli", "run", str(SAMPLE_CONFIG), "--manifest", str(manifest),
            "--output", str(out), "--set", "clip.enabled=false", "--set", f"annotator.reference_dir={refs}",
-           "--set", "faults.retries=1", "--set", "frames.num_candidates=32", "--set", "ray.num_cpus=2"]
+           "--set", "faults.retries=1", "--set", "frames.num_candidates=32", "--set", "ray.num_cpus=2",
+           "--progress", "5"]
     stop, killed = threading.Event(), []
     killer = threading.Thread(target=kill_while_held, args=("ray::peakclips scenes poison_mix", stop, killed))
     killer.start()
@@ -193,3 +194,5 @@ def test_a_worker_killed_whenever_it_decodes_the_poison_video_costs_that_row_onl
     # Ray's retry in the stream (1 + 1), then the driver's isolated run (1 + 1): four deaths.
     assert len(set(killed)) == 4, killed
     assert "1 video(s) did not come back" in proc.stdout and "poison_mix: scenes:worker_lost" in proc.stdout
+    # Without a terminal, progress comes as plain lines (every --progress seconds, and at the end).
+    assert "progress: 3/3 videos 100% | ok " in proc.stderr and "\r" not in proc.stderr

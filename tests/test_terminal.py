@@ -41,11 +41,26 @@ def terminal_run(tmp_path_factory):
     return out, run_in_pty(cmd, timeout_s=420, cwd=str(REPO), env=ENV)
 
 
+RAY_CHATTER = ("Token authentication", "Started a local Ray instance", "constructor arguments in the object store",
+               "Progress bars disabled", "Execution plan", "Starting execution", "execution finished")
+
+
 def test_the_sample_run_finishes_in_a_terminal(terminal_run):
     out, result = terminal_run
     assert result.returncode == 0, _explain(result)
     assert "done in" in result.output and "1 shard(s) built" in result.output
     assert (out / "peakclips-000000_stats.json").exists()
+
+
+def test_a_terminal_shows_a_live_progress_bar_and_no_ray_chatter(terminal_run):
+    """The bar is redrawn in place (\r, erase to the end of the line) and left on its own line
+    before the summary; Ray's start-up and execution messages stay hidden (--verbose shows them)."""
+    _, result = terminal_run
+    frames = [f for f in result.output.split("\r") if f.startswith("[") and "videos" in f]
+    assert len(frames) >= 2 and all(f.rstrip("\n").endswith("\x1b[K") for f in frames), _explain(result)
+    assert "6/6 videos 100%" in frames[-1] and "shards 1/1" in frames[-1]
+    assert "\x1b[K\r\ndone in" in result.output  # the summary starts on a line of its own
+    assert [c for c in RAY_CHATTER if c in result.output] == []
 
 
 def test_a_reader_command_finishes_in_a_terminal(terminal_run):
