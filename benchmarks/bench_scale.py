@@ -88,8 +88,11 @@ class LLMServer:
     """tests/llm_server.py in a process of its own, fixed latency, no faults."""
 
     def __enter__(self) -> LLMServer:
+        # Its stderr is dropped: the pool's processes end with connections open, and the server
+        # prints a traceback for each reset.
         self.proc = subprocess.Popen([sys.executable, "-m", "tests.llm_server", "--latency", str(LATENCY_S)], cwd=REPO,
-                                     stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, text=True)
+                                     stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                                     text=True)
         self.url = self.proc.stdout.readline().strip()
         return self
 
@@ -160,7 +163,8 @@ def outcome(out: Path, manifest: Path) -> dict:
             "cache_hits": sum(s["llm"]["cache_hits"] for s in stats)}
 
 
-_POOL_STAGES: list = []
+_POOL: dict = {}
+"""A pool process's stage objects and event loop, made once by `_pool_start`."""
 
 
 def _pool_start(cfg_overrides: list[str], output: str, run_json: str) -> None:
@@ -170,14 +174,16 @@ def _pool_start(cfg_overrides: list[str], output: str, run_json: str) -> None:
     from peakclips.terminal import detach_stdin
 
     detach_stdin()
+    os.environ["TQDM_DISABLE"] = "1"  # the text embedder's loading bar
     cfg = resolve_paths(load_config(CONFIG, cfg_overrides))
-    _POOL_STAGES[:] = [spec.cls(**spec.kwargs) for spec in stage_specs(cfg, output, RunInfo.model_validate_json(run_json))]
+    specs = stage_specs(cfg, output, RunInfo.model_validate_json(run_json))
+    _POOL.update(stages=[spec.cls(**spec.kwargs) for spec in specs], loop=asyncio.new_event_loop())
 
 
 def _pool_video(row: dict) -> dict:
-    for stage in _POOL_STAGES:
-        row = asyncio.run(stage(row)) if asyncio.iscoroutinefunction(stage.__call__) else stage(row)
-    return row
+    from peakclips.pipeline import run_stages
+
+    return run_stages(_POOL["stages"], row, _POOL["loop"])
 
 
 def run_pool(manifest: Path, folder: Path, url: str) -> dict:

@@ -216,14 +216,21 @@ def build_dataset(items: list[dict], specs: list[StageSpec], cfg: RunConfig):
 
 def run_in_process(rows: list[dict], specs: list[StageSpec]) -> list[dict]:
     """The rows through every stage of `specs`, in this process, one row at a time (no Ray):
-    what `build_dataset` does, for tests and debugging. Async stages run on a fresh event loop."""
+    what `build_dataset` does, for tests and debugging. Async stages share one event loop (their
+    clients keep connections bound to it)."""
     stages = [spec.cls(**spec.kwargs) for spec in specs]
-    out = []
-    for row in rows:
-        for stage in stages:
-            row = asyncio.run(stage(row)) if asyncio.iscoroutinefunction(stage.__call__) else stage(row)
-        out.append(row)
-    return out
+    loop = asyncio.new_event_loop()
+    try:
+        return [run_stages(stages, row, loop) for row in rows]
+    finally:
+        loop.close()
+
+
+def run_stages(stages: list, row: dict, loop: asyncio.AbstractEventLoop) -> dict:
+    """One row through stage objects in this process; async stages on `loop`."""
+    for stage in stages:
+        row = loop.run_until_complete(stage(row)) if asyncio.iscoroutinefunction(stage.__call__) else stage(row)
+    return row
 
 
 def _apply(row: dict, stage, faults, download_timeout_s: float) -> dict:
