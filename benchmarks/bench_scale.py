@@ -31,6 +31,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import math
+import multiprocessing
 import os
 import re
 import shutil
@@ -207,8 +209,15 @@ def run_pool(manifest: Path, folder: Path, url: str) -> dict:
         expected.setdefault(t.shard_id, []).append(t.index)
     staged: dict[int, int] = {}
     done_at: dict[int, float] = {}
-    with ProcessPoolExecutor(2 * RAY_CPUS, initializer=_pool_start,
-                             initargs=(cfg_overrides, str(out), info.model_dump_json())) as pool:
+    # Fresh (spawned) processes with OMP_NUM_THREADS=1, as Ray starts its workers for 1-CPU tasks:
+    # forked from this process they would keep its thread pools, one per core each.
+    os.environ["OMP_NUM_THREADS"] = "1"
+    try:
+        pool = ProcessPoolExecutor(2 * RAY_CPUS, mp_context=multiprocessing.get_context("spawn"),
+                                   initializer=_pool_start, initargs=(cfg_overrides, str(out), info.model_dump_json()))
+    finally:
+        os.environ.pop("OMP_NUM_THREADS")
+    with pool:
         running = {pool.submit(_pool_video, item) for item in video_items(plan.tasks, info)}
         while running:
             finished, running = wait(running, return_when=FIRST_COMPLETED)
@@ -248,10 +257,13 @@ def plan_big_manifest(folder: Path) -> dict:
 # ----------------------------------------------------------------------------- the report
 
 def halves(done_at: dict[int, float], n: int) -> tuple[float, float]:
-    """Videos/min over the first half of the videos (from the first one done) and the second."""
+    """Videos/min over the first half of the videos (from the first one done) and the second;
+    NaN for a half that ended within one progress line (too few videos to time)."""
+    done_at = {int(k): v for k, v in done_at.items()}
     first = min(c for c in done_at if c >= 1)
     t1, mid, end = done_at[first], _time_of(done_at, n // 2), _time_of(done_at, n)
-    return (n // 2 - first) * 60 / max(1e-9, mid - t1), (n - n // 2) * 60 / max(1e-9, end - mid)
+    return ((n // 2 - first) * 60 / (mid - t1) if mid > t1 else math.nan,
+            (n - n // 2) * 60 / (end - mid) if end > mid else math.nan)
 
 
 def _time_of(done_at: dict[int, float], k: int) -> float:
@@ -268,9 +280,14 @@ def main(out_dir) -> str:
             results["load_1min"][n] = os.getloadavg()[0]
             results[n] = {"pipeline": run_pipeline(manifest, folder, server.url),
                           "pool": run_pool(manifest, folder, server.url)}
+            save(out_dir, results)  # each N as it ends: a long run that stops later keeps it
     results["manifest"] = plan_big_manifest(folder)
-    (Path(out_dir) / "scale.json").write_text(json.dumps(results, indent=1, default=str))
+    save(out_dir, results)
     return report(results)
+
+
+def save(out_dir, results: dict) -> None:
+    (Path(out_dir) / "scale.json").write_text(json.dumps(results, indent=1, default=str))
 
 
 def report(r: dict) -> str:
@@ -287,7 +304,7 @@ def report(r: dict) -> str:
         m = p["memory"]
         lines.append(f"| {n} | {p['wall_s']:.0f} s | {vpm:.1f} | {first:.1f} | {second:.1f} | {second / first:.2f} "
                      f"| {pool_vpm:.1f} | **{vpm / pool_vpm:.2f}** | {m['driver_rss']:.0f} MiB "
-                     f"| {m['workers_pss']:.0f} MiB | {m['object_store']:.0f} MiB | {p['worker_processes']} |")
+                     f"| {m['workers_pss']:.0f} MiB | {m['object_store']:.1f} MiB | {p['worker_processes']} |")
     small, large = SIZES[0], SIZES[1]
     slope = ((r[large]["pipeline"]["memory"]["driver_rss"] - r[small]["pipeline"]["memory"]["driver_rss"]) * 1024
              / (large - small))
@@ -295,14 +312,15 @@ def report(r: dict) -> str:
                   f"{large - small} videos).", "",
               "Where a video's time goes (seconds per video: each stage's own wall time, summed over the "
               "videos, / videos; *wall x cores*: what the run had):", "",
-              "| videos | run | " + " | ".join(r[SIZES[0]]["pipeline"]["stage_seconds"]) + " | stages | wall x cores |",
-              "|---|---|" + "---|" * (len(r[SIZES[0]]["pipeline"]["stage_seconds"]) + 2)]
+              "| videos | run | " + " | ".join(r[SIZES[0]]["pipeline"]["stage_seconds"]) + " | stages | wall x cores | not in a stage |",
+              "|---|---|" + "---|" * (len(r[SIZES[0]]["pipeline"]["stage_seconds"]) + 3)]
     for n in SIZES:
         for name, cores in (("pipeline", RAY_CPUS), ("pool", RAY_CPUS)):
             run = r[n][name]
             per = {k: v / n for k, v in run["stage_seconds"].items()}
             lines.append(f"| {n} | {name} | " + " | ".join(f"{per.get(k, 0):.3f}" for k in r[SIZES[0]]["pipeline"]["stage_seconds"])
-                         + f" | {sum(per.values()):.3f} | {run['wall_s'] * cores / n:.3f} |")
+                         + f" | {sum(per.values()):.3f} | {run['wall_s'] * cores / n:.3f} "
+                         f"| {run['wall_s'] * cores / n - sum(per.values()):.3f} |")
     m = r["manifest"]
     lines += ["", f"A {m['all']['rows']:,}-line manifest ({m['all']['shards']:,} shards), validated and planned "
                   "(`plan_manifest`, a child process):", "",
