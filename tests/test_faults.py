@@ -27,6 +27,8 @@ from tests.conftest import REPO, SAMPLE_CONFIG
 
 cloudpickle.register_pickle_by_value(sys.modules[__name__])  # Ray workers get these test stages by value
 
+pytestmark = pytest.mark.faults  # `pytest -m faults`: the fault model's tests
+
 
 class Doubles(Stage):
     name = "doubles"

@@ -19,7 +19,7 @@ from tests.conftest import REPO, SAMPLE_CONFIG
 from tests.ray_cluster import LocalCluster
 from tests.shards import build_in_process, leftovers, run_command, small_manifest, snapshot
 
-pytestmark = [pytest.mark.slow, pytest.mark.cluster]
+pytestmark = [pytest.mark.slow, pytest.mark.cluster, pytest.mark.faults]
 
 
 @pytest.fixture
