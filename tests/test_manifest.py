@@ -4,7 +4,15 @@ import json
 
 import pytest
 
-from peakclips.manifest import ManifestError, parse_shards, plan_tasks, read_manifest, safe_key
+from peakclips import manifest
+from peakclips.manifest import (
+    ManifestError,
+    parse_shards,
+    plan_manifest,
+    plan_tasks,
+    read_manifest,
+    safe_key,
+)
 from tests.conftest import SAMPLE_MANIFEST
 
 
@@ -69,3 +77,24 @@ def test_keys_are_safe_and_unique_deterministically(tmp_path):
     assert all(safe_key(k) == k for k in keys)
     assert [t.shard_id for t in tasks] == [0, 0, 0, 0, 1, 1]
     assert keys == [t.key for t in plan_tasks(rows, shard_size=4)]
+
+
+def test_a_shard_selection_keeps_only_its_videos_and_still_checks_every_line(tmp_path):
+    rows = [ok(i) for i in range(100)]  # 10 shards of 10
+    plan = plan_manifest(write(tmp_path, rows), 10, "2,5-6")
+    assert (plan.num_rows, plan.num_shards, plan.selected) == (100, 10, [2, 5, 6])
+    assert [t.index for t in plan.tasks] == [*range(20, 30), *range(50, 70)]
+    assert plan.tasks[0].key == "v20" and plan.tasks[0].row.video_id == "v20"
+    # A bad line or a duplicate outside the selected shards still stops the run, named.
+    with pytest.raises(ManifestError, match="line 91: not valid JSON"):
+        plan_manifest(write(tmp_path, [*rows[:90], "{", *rows[91:]]), 10, "0")
+    with pytest.raises(ManifestError, match=r"line 100: duplicate video_id 'v3' \(first on line 4\)"):
+        plan_manifest(write(tmp_path, [*rows[:99], ok(3)]), 10, "0")
+
+
+def test_a_hash_collision_of_two_ids_is_no_duplicate(tmp_path, monkeypatch):
+    monkeypatch.setattr(manifest, "_hash64", lambda text: 7)  # every id collides
+    plan = plan_manifest(write(tmp_path, [ok(i) for i in range(5)]), 2)
+    assert [t.row.video_id for t in plan.tasks] == [f"v{i}" for i in range(5)]
+    with pytest.raises(ManifestError, match=r"line 6: duplicate video_id 'v2' \(first on line 3\)"):
+        plan_manifest(write(tmp_path, [*(ok(i) for i in range(5)), ok(2)]), 2)
