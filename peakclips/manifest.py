@@ -86,6 +86,9 @@ class ManifestPlan:
 
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9_-]+")
+_PLAIN_ABSOLUTE = re.compile(r"(/[^/.][^/]*)+")
+"""An absolute local path that pathlib leaves as it is: no empty, `.` or `..` part (nor any
+part starting with a dot, to keep the check simple), no trailing slash."""
 
 
 def safe_key(video_id: str) -> str:
@@ -119,7 +122,8 @@ def plan_manifest(path: str | Path, shard_size: int, shards: str | None = None,
         if (selected := seen_shards.get(shard_id)) is None:
             selected = seen_shards[shard_id] = _in_ranges(shard_id, wanted)
         if selected:
-            row = row.model_copy(update={"uri": _resolve_local(row.uri, base_dir)})
+            if (uri := _resolve_local(row.uri, base_dir)) != row.uri:
+                row = row.model_copy(update={"uri": uri})
             tasks.append(VideoTask(index, shard_id, key, row.model_dump_json()))
         index += 1
     if not index:
@@ -230,8 +234,8 @@ class Keys:
 
 
 def _resolve_local(uri: str, base_dir: Path) -> str:
-    if "://" in uri:
-        return uri
+    if "://" in uri or _PLAIN_ABSOLUTE.fullmatch(uri):
+        return uri  # already what the Path below would make of it (it took half of planning's time)
     try:
         p = Path(uri).expanduser()
         return str(p if p.is_absolute() else (base_dir / p).resolve())
