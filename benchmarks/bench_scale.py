@@ -24,7 +24,9 @@ no two requests share an entry of the annotator's response cache.
   memory (VmHWM).
 
 N = 500 and 2,000; PEAKCLIPS_BENCH_SCALE_10K=1 adds 10,000 (hours on 2 cores);
-PEAKCLIPS_BENCH_QUICK=1 shrinks it to a smoke test (N = 20 and 60, a 100,000-line manifest).
+PEAKCLIPS_BENCH_SCALE_SIZES=2000 runs only the N listed; PEAKCLIPS_BENCH_QUICK=1 shrinks it to a
+smoke test (N = 20 and 60, a 100,000-line manifest). The manifest is measured first; each part's
+numbers are saved to bench-out/scale.json as soon as it ends (a run stopped later keeps them).
 """
 
 from __future__ import annotations
@@ -47,6 +49,8 @@ from benchmarks.common import REPO, TreeSampler
 
 QUICK = os.environ.get("PEAKCLIPS_BENCH_QUICK") == "1"
 SIZES = (20, 60) if QUICK else (500, 2000) + ((10_000,) if os.environ.get("PEAKCLIPS_BENCH_SCALE_10K") == "1" else ())
+if os.environ.get("PEAKCLIPS_BENCH_SCALE_SIZES"):  # e.g. "2000": only these N (the report merges runs' scale.json)
+    SIZES = tuple(int(n) for n in os.environ["PEAKCLIPS_BENCH_SCALE_SIZES"].split(","))
 MANIFEST_ROWS = 100_000 if QUICK else 1_000_000
 RAY_CPUS = 2
 LATENCY_S = 0.1
@@ -273,16 +277,17 @@ def _time_of(done_at: dict[int, float], k: int) -> float:
 def main(out_dir) -> str:
     folder = Path(out_dir).resolve() / "scale"
     folder.mkdir(parents=True, exist_ok=True)
-    results: dict = {"load_1min": {}}
+    results: dict = {"load_1min": {}, "manifest": plan_big_manifest(folder)}
+    save(out_dir, results)
     with LLMServer() as server:
         for n in SIZES:
             manifest = write_inputs(folder, n)
             results["load_1min"][n] = os.getloadavg()[0]
-            results[n] = {"pipeline": run_pipeline(manifest, folder, server.url),
-                          "pool": run_pool(manifest, folder, server.url)}
-            save(out_dir, results)  # each N as it ends: a long run that stops later keeps it
-    results["manifest"] = plan_big_manifest(folder)
-    save(out_dir, results)
+            results[n] = {"started": time.strftime("%H:%M:%S", time.gmtime())}
+            for name, run in (("pipeline", run_pipeline), ("pool", run_pool)):
+                results[n][name] = run(manifest, folder, server.url)
+                results[n][name]["load_1min_end"] = os.getloadavg()[0]
+                save(out_dir, results)
     return report(results)
 
 
@@ -291,36 +296,52 @@ def save(out_dir, results: dict) -> None:
 
 
 def report(r: dict) -> str:
+    """The tables, from `main`'s results or a scale.json read back (several runs' merged: the N
+    present; a part that did not run is shown as -)."""
+    r = {(int(k) if str(k).isdigit() else k): v for k, v in r.items()}
+    sizes = sorted(k for k in r if isinstance(k, int))
+    load = {int(n): x for n, x in r["load_1min"].items()}
     lines = [f"Local Ray with {RAY_CPUS} CPUs; annotator: tests/llm_server.py, {LATENCY_S * 1000:.0f} ms per request; "
-             f"pool: {2 * RAY_CPUS} processes. 1-min load average at the start of each N: "
-             + ", ".join(f"{n}: {x:.1f}" for n, x in r["load_1min"].items()) + ".", "",
+             f"pool: {2 * RAY_CPUS} processes. 1-min load average at the start and end of each part: "
+             + "; ".join(f"{n} (from {r[n].get('started', '?')} UTC): {load[n]:.1f}"
+                         + "".join(f", {name} end {r[n][name]['load_1min_end']:.1f}" for name in ("pipeline", "pool")
+                                   if "load_1min_end" in r[n].get(name, {}))
+                         for n in sizes) + ".", "",
              "| videos | pipeline wall | pipeline videos/min | 1st half | 2nd half | 2nd / 1st | pool videos/min "
              "| **pipeline / pool** | driver peak RSS | workers PSS (sum) | object store peak | worker processes |",
              "|---|---|---|---|---|---|---|---|---|---|---|---|"]
-    for n in SIZES:
-        p, q = r[n]["pipeline"], r[n]["pool"]
+    for n in sizes:
+        p, q = r[n].get("pipeline"), r[n].get("pool")
+        if not p:
+            continue
         first, second = halves(p["done_at"], n)
-        vpm, pool_vpm = n * 60 / p["wall_s"], n * 60 / q["wall_s"]
+        vpm = n * 60 / p["wall_s"]
+        pool = f"{n * 60 / q['wall_s']:.1f} | **{vpm / (n * 60 / q['wall_s']):.2f}**" if q else "- | -"
         m = p["memory"]
         lines.append(f"| {n} | {p['wall_s']:.0f} s | {vpm:.1f} | {first:.1f} | {second:.1f} | {second / first:.2f} "
-                     f"| {pool_vpm:.1f} | **{vpm / pool_vpm:.2f}** | {m['driver_rss']:.0f} MiB "
+                     f"| {pool} | {m['driver_rss']:.0f} MiB "
                      f"| {m['workers_pss']:.0f} MiB | {m['object_store']:.1f} MiB | {p['worker_processes']} |")
-    small, large = SIZES[0], SIZES[1]
-    slope = ((r[large]["pipeline"]["memory"]["driver_rss"] - r[small]["pipeline"]["memory"]["driver_rss"]) * 1024
-             / (large - small))
-    lines += ["", f"**Driver slope: {slope:+.1f} KiB per video** (peak RSS at {large} minus at {small}, over "
-                  f"{large - small} videos).", "",
-              "Where a video's time goes (seconds per video: each stage's own wall time, summed over the "
-              "videos, / videos; *wall x cores*: what the run had):", "",
-              "| videos | run | " + " | ".join(r[SIZES[0]]["pipeline"]["stage_seconds"]) + " | stages | wall x cores | not in a stage |",
-              "|---|---|" + "---|" * (len(r[SIZES[0]]["pipeline"]["stage_seconds"]) + 3)]
-    for n in SIZES:
-        for name, cores in (("pipeline", RAY_CPUS), ("pool", RAY_CPUS)):
-            run = r[n][name]
-            per = {k: v / n for k, v in run["stage_seconds"].items()}
-            lines.append(f"| {n} | {name} | " + " | ".join(f"{per.get(k, 0):.3f}" for k in r[SIZES[0]]["pipeline"]["stage_seconds"])
-                         + f" | {sum(per.values()):.3f} | {run['wall_s'] * cores / n:.3f} "
-                         f"| {run['wall_s'] * cores / n - sum(per.values()):.3f} |")
+    measured = [n for n in sizes if r[n].get("pipeline")]
+    if len(measured) >= 2:
+        small, large = measured[0], measured[-1]
+        slope = ((r[large]["pipeline"]["memory"]["driver_rss"] - r[small]["pipeline"]["memory"]["driver_rss"]) * 1024
+                 / (large - small))
+        lines += ["", f"**Driver slope: {slope:+.1f} KiB per video** (peak RSS at {large} minus at {small}, over "
+                      f"{large - small} videos)."]
+    if measured:
+        stages = list(r[measured[0]]["pipeline"]["stage_seconds"])
+        lines += ["", "Where a video's time goes (seconds per video: each stage's own wall time, summed over the "
+                      "videos, / videos; *wall x cores*: what the run had):", "",
+                  "| videos | run | " + " | ".join(stages) + " | stages | wall x cores | not in a stage |",
+                  "|---|---|" + "---|" * (len(stages) + 3)]
+        for n in measured:
+            for name in ("pipeline", "pool"):
+                if not (run := r[n].get(name)):
+                    continue
+                per = {k: v / n for k, v in run["stage_seconds"].items()}
+                lines.append(f"| {n} | {name} | " + " | ".join(f"{per.get(k, 0):.3f}" for k in stages)
+                             + f" | {sum(per.values()):.3f} | {run['wall_s'] * RAY_CPUS / n:.3f} "
+                             f"| {run['wall_s'] * RAY_CPUS / n - sum(per.values()):.3f} |")
     m = r["manifest"]
     lines += ["", f"A {m['all']['rows']:,}-line manifest ({m['all']['shards']:,} shards), validated and planned "
                   "(`plan_manifest`, a child process):", "",
