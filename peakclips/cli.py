@@ -5,6 +5,7 @@ is not usable, `scenes` found a video the pipeline rejects), 2 a usage or input 
 sentence on stderr, no traceback). Programming errors keep their traceback.
 
     peakclips run CONFIG [--manifest PATH] [--output DIR] [--shards SPEC] [--force] [--set k=v ...]
+    peakclips unlock DIR
     peakclips verify DIR
     peakclips stats DIR [--json]
     peakclips export {qvhighlights,charades} DIR OUT
@@ -48,6 +49,13 @@ def cmd_run(args) -> int:
                 raise
             print(f"peakclips: error: {watch.message}", file=sys.stderr)
             return 1
+    return 0
+
+
+def cmd_unlock(args) -> int:
+    from peakclips.lock import unlock
+
+    print(unlock(args.dir))
     return 0
 
 
@@ -177,6 +185,14 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--set", action="append", metavar="KEY=VALUE",
                    help="override a config key (dotted path, value parsed as YAML); repeatable")
     r.set_defaults(fn=cmd_run)
+
+    un = sub.add_parser("unlock", help="remove the lock a run left on an output (a run that is gone)",
+                        description="A run holds OUTPUT/_peakclips.lock while it writes. A run that crashed leaves "
+                                    "it: on the same machine the next run takes it over at once, from another "
+                                    "machine once its heartbeat is 2 minutes old. This removes it now; a run that "
+                                    "is in fact still going stops at its next heartbeat.")
+    un.add_argument("dir", help="the output folder or URI")
+    un.set_defaults(fn=cmd_unlock)
 
     v = sub.add_parser("verify", help="check every shard of a dataset; non-zero exit on any defect")
     v.add_argument("dir")

@@ -39,6 +39,10 @@ class IngestConfig(Strict):
 
     allowed_roots: list[str] = Field(default_factory=list)
     """Local directories videos may be read from (resolved, symlinks followed). Empty = none."""
+    allowed_prefixes: list[str] = Field(default_factory=list)
+    """Object-storage prefixes videos may be read from (`s3://bucket/videos/`, `gs://...`,
+    `hf://datasets/org/name/...`). Empty = none. A URI outside them is `ingest:prefix_not_allowed`,
+    refused before any request."""
     allow_hosts: list[str] = Field(default_factory=list)
     """Host names exempt from the private-address check (an internal mirror, a test server), or
     addresses (an IP here is allowed under any name that resolves to it)."""
@@ -219,6 +223,12 @@ class RunConfig(Strict):
     clip: ClipConfig = Field(default_factory=ClipConfig)
     highlights: HighlightsConfig = Field(default_factory=HighlightsConfig)
     ray: RayConfig = Field(default_factory=RayConfig)
+    storage_options: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    """fsspec options per protocol for inputs and outputs on object storage, such as
+    `{s3: {endpoint_url: ..., client_kwargs: {region_name: ...}, requester_pays: true}}`. Where and
+    how to reach a store only: keys that look like credentials are refused (credentials come from
+    the backend's standard sources: AWS_* variables, instance roles, GOOGLE_APPLICATION_CREDENTIALS,
+    HF_TOKEN)."""
 
     @model_validator(mode="after")
     def _check(self) -> RunConfig:
@@ -227,6 +237,17 @@ class RunConfig(Strict):
             raise ValueError("highlights.p2_threshold must not exceed highlights.p1_threshold")
         if not self.clip.alpha < self.clip.beta:
             raise ValueError("clip.alpha must be below clip.beta")
+        from peakclips.storage import OBJECT_STORES, check_object_uri, check_storage_options
+
+        for proto in self.storage_options:
+            if proto not in OBJECT_STORES:
+                raise ValueError(f"storage_options.{proto}: not an object store ({', '.join(OBJECT_STORES)})")
+        check_storage_options(self.storage_options)
+        for prefix in self.ingest.allowed_prefixes:
+            try:
+                check_object_uri(prefix)
+            except ValueError as e:
+                raise ValueError(f"ingest.allowed_prefixes: {prefix!r}: {e}") from None
         return self
 
     def hash(self, extra: str = "") -> str:
@@ -243,7 +264,8 @@ class RunConfig(Strict):
 OPERATIONAL_KEYS = {
     "name": True,
     "ray": True,
-    "ingest": {"scratch", "allowed_roots", "allow_hosts"},
+    "storage_options": True,
+    "ingest": {"scratch", "allowed_roots", "allowed_prefixes", "allow_hosts"},
     "annotator": {"base_url", "api_key_env", "cache", "timeout_s", "max_retries", "max_concurrency",
                   "num_actors", "reference_dir"},
     "clip": {"num_actors"},

@@ -26,9 +26,10 @@ from typing import Any, Literal
 
 from peakclips import storage
 from peakclips.config import ConfigError, RunConfig, public_name, published_config
+from peakclips.errors import OutputError
 from peakclips.manifest import num_shards, parse_shards, plan_tasks, read_manifest
 from peakclips.redact import hide_paths
-from peakclips.resume import fingerprint, prepare, resume_key
+from peakclips.resume import fingerprint, other_config_note, prepare, resume_key
 from peakclips.schema import RunInfo, ShardStats
 from peakclips.shards import is_complete, staging_root
 
@@ -47,14 +48,9 @@ def run_info(cfg: RunConfig, clip_note: str | None, scratch: str) -> RunInfo:
     """Run-level facts every sample and shard records (annotator, prompts, CLIP, config hash)."""
     from peakclips.prompts import load_prompts
 
-    prompts, references = [], ""
+    prompts = []
     if cfg.annotator.backend == "openai":
         prompts = [{"id": p.id, "sha256": p.sha256} for p in load_prompts(REPO_ROOT / "prompts").values()]
-    else:
-        from peakclips.reference import load_references
-
-        # The reference annotations shape the content; their folder's path does not.
-        references = json.dumps(load_references(cfg.annotator.reference_dir), sort_keys=True)
     info = RunInfo.model_validate({
         "annotator": {"backend": cfg.annotator.backend,
                       "model": cfg.annotator.model if cfg.annotator.backend == "openai" else None,
@@ -64,11 +60,22 @@ def run_info(cfg: RunConfig, clip_note: str | None, scratch: str) -> RunInfo:
                        "reduce": cfg.clip.reduce, "alpha": cfg.clip.alpha, "beta": cfg.clip.beta},
         "clip_note": hide_paths(clip_note) if clip_note else None,
         "llm_price": price.model_dump() if (price := cfg.annotator.prices.get(cfg.annotator.model or "")) else None,
-        "config_hash": cfg.hash(extra=references),
+        "config_hash": config_hash(cfg),
         "config": published_config(cfg),
         "scratch": scratch,
     })
     return info.model_copy(update={"fingerprint": fingerprint(info)})
+
+
+def config_hash(cfg: RunConfig) -> str:
+    """The hash of everything in the config that shapes a shard's content."""
+    references = ""
+    if cfg.annotator.backend == "reference":
+        from peakclips.reference import load_references
+
+        # The reference annotations shape the content; their folder's path does not.
+        references = json.dumps(load_references(cfg.annotator.reference_dir), sort_keys=True)
+    return cfg.hash(extra=references)
 
 
 def preflight(cfg: RunConfig) -> str | None:
@@ -95,13 +102,15 @@ def init_ray(cfg: RunConfig) -> None:
     from peakclips.terminal import RAY_RUNTIME_ENV
 
     # Every worker points its stdin at /dev/null before it runs anything (peakclips/terminal.py:
-    # a worker that touches the user's terminal is stopped by SIGTTOU and the run hangs).
+    # a worker that touches the user's terminal is stopped by SIGTTOU and the run hangs), and gets
+    # the run's storage_options as fsspec's own FSSPEC_<PROTOCOL> variables.
+    runtime_env = dict(RAY_RUNTIME_ENV, env_vars=storage.configure(cfg.storage_options))
     address = cfg.ray.address or os.environ.get("RAY_ADDRESS")
     if address:
-        ray.init(address=address, log_to_driver=False, runtime_env=RAY_RUNTIME_ENV)
+        ray.init(address=address, log_to_driver=False, runtime_env=runtime_env)
     else:
         ray.init(num_cpus=cfg.ray.num_cpus, include_dashboard=False, log_to_driver=False,
-                 runtime_env=RAY_RUNTIME_ENV)
+                 runtime_env=runtime_env)
     ray.data.DataContext.get_current().enable_progress_bars = False
 
 
@@ -218,6 +227,24 @@ def resolve_paths(cfg: RunConfig) -> RunConfig:
 
 def run(cfg: RunConfig, manifest: str, output: str, shards: str | None = None, force: bool = False,
         log=print) -> RunSummary:
+    """Build the selected shards of `manifest` into `output`, holding the output's lock throughout
+    (peakclips/lock.py: another live run's lock stops this one with one sentence, a crashed run's
+    stale lock is taken over)."""
+    from peakclips.lock import OutputLock
+
+    storage.configure(cfg.storage_options)
+    lock = OutputLock(output, log=log)
+    with lock:
+        try:
+            return build(cfg, manifest, output, shards, force, log)
+        except KeyboardInterrupt:
+            if lock.lost is None:
+                raise
+            raise OutputError(lock.lost) from None
+
+
+def build(cfg: RunConfig, manifest: str, output: str, shards: str | None = None, force: bool = False,
+          log=print) -> RunSummary:
     started = time.perf_counter()
     cfg = resolve_paths(cfg)
     rows = read_manifest(manifest)
@@ -228,11 +255,14 @@ def run(cfg: RunConfig, manifest: str, output: str, shards: str | None = None, f
     summary = RunSummary()
     todo = [s for s in selected if force or not is_complete(output, s)]
     summary.shards_skipped = [s for s in selected if s not in todo]
+    if summary.shards_skipped and (note := other_config_note(output, summary.shards_skipped, config_hash(cfg))):
+        log(note)
     if not todo:
         log(f"all {len(selected)} selected shard(s) already complete in {output}; nothing to do "
             "(use --force to rebuild)")
         return summary
-    storage.check_writable(output, *([cfg.ingest.scratch] if cfg.ingest.scratch else []))
+    if cfg.ingest.scratch:  # the output was checked when its lock was taken
+        storage.check_writable(cfg.ingest.scratch)
     clip_note = preflight(cfg)
     if clip_note:
         log(f"CLIP off for this run: {clip_note}")
@@ -243,7 +273,9 @@ def run(cfg: RunConfig, manifest: str, output: str, shards: str | None = None, f
     plan = prepare(output, todo, [t for t in tasks if t.shard_id in set(todo)], info, force)
     reused = set().union(*plan.reused.values())
     todo_tasks = [t for t in tasks if t.shard_id in set(todo) and t.index not in reused]
-    expected = {s: [t.index for t in tasks if t.shard_id == s] for s in todo}
+    # Each shard's videos and their resume keys: finalize_shard publishes no staged video of another run.
+    expected = {s: {t.index: resume_key(info.fingerprint, t.index, t.key, t.row.model_dump_json())
+                    for t in tasks if t.shard_id == s} for s in todo}
     log(f"building {len(todo)} shard(s) into {output}: {len(todo_tasks)} videos to process, {len(reused)} "
         f"staged by an earlier run kept, {plan.removed} stale staged or temporary file(s) removed; "
         f"{len(summary.shards_skipped)} shard(s) already complete")

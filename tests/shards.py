@@ -126,7 +126,7 @@ def write_dataset(output: Path, videos: list[tuple[dict, bytes | None]], run: Ru
     from tests.media import candidate_mp4
 
     stage = StageSample(str(output), run)
-    by_shard: dict[int, list[int]] = {}
+    by_shard: dict[int, dict[int, str]] = {}
     for row, mp4 in videos:
         if row["status"] == "ok" and not row.get("error"):
             if mp4 is None:
@@ -135,9 +135,9 @@ def write_dataset(output: Path, videos: list[tuple[dict, bytes | None]], run: Ru
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_bytes(mp4)
         stage(dict(row))
-        by_shard.setdefault(row["shard_id"], []).append(row["index"])
-    for shard_id, indices in sorted(by_shard.items()):
-        finalize_shard(str(output), shard_id, sorted(indices), run)
+        by_shard.setdefault(row["shard_id"], {})[row["index"]] = row["resume_key"]
+    for shard_id, keys in sorted(by_shard.items()):
+        finalize_shard(str(output), shard_id, dict(sorted(keys.items())), run)
     return output
 def one_sample_dataset(folder: Path, doc: dict, mp4: bytes, members=None) -> Path:
     """A dataset folder of one complete shard holding one synthetic sample (tests/train/shards.py),

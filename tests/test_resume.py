@@ -67,10 +67,12 @@ def test_prepare_with_force_keeps_nothing(tmp_path):
     assert plan.reused == {} and not staging.exists()
 
 
-def _stage_videos_in_process(cfg, manifest: Path, output: Path, info: RunInfo) -> None:
-    """The pipeline's stages applied to each video in this process (no Ray): staged files only."""
+def _stage_videos_in_process(cfg, manifest: Path, output: Path, info: RunInfo) -> dict[int, str]:
+    """The pipeline's stages applied to each video in this process (no Ray): staged files only.
+    Returns each video's resume key (manifest index -> key)."""
     rows = video_items(plan_tasks(read_manifest(manifest), cfg.shard_size), info)
     run_in_process(rows, stage_specs(cfg, str(output), info))
+    return {r["index"]: r["resume_key"] for r in rows}
 
 
 @pytest.mark.slow
@@ -80,9 +82,9 @@ def test_a_finalize_killed_after_publishing_the_tar_is_completed_by_the_rerun(ra
     cfg = load_config(SAMPLE_CONFIG, overrides + ["highlights.filters.dedup_queries=false"])
     out, clean = tmp_path / "out", tmp_path / "clean"
     info = run_info(cfg, "clip.enabled is false", str(out / "_scratch"))
-    _stage_videos_in_process(cfg, manifest, out, info)
+    keys = _stage_videos_in_process(cfg, manifest, out, info)
     shutil.copytree(out / "_staging", clean / "_staging")
-    finalize_shard(str(clean), 0, [0, 1], info.model_copy(update={"scratch": str(clean / "_scratch")}))
+    finalize_shard(str(clean), 0, keys, info.model_copy(update={"scratch": str(clean / "_scratch")}))
 
     real_upload = storage.upload_atomic
 
@@ -93,7 +95,7 @@ def test_a_finalize_killed_after_publishing_the_tar_is_completed_by_the_rerun(ra
 
     monkeypatch.setattr(storage, "upload_atomic", die_on_parquet)
     with pytest.raises(KeyboardInterrupt):
-        finalize_shard(str(out), 0, [0, 1], info)
+        finalize_shard(str(out), 0, keys, info)
     monkeypatch.undo()
     # The tar is published whole under its final name, but without stats the shard is incomplete.
     assert (out / "peakclips-000000.tar").read_bytes() == (clean / "peakclips-000000.tar").read_bytes()
