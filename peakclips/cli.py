@@ -4,7 +4,8 @@ and picks the exit code: 0 ok, 1 the thing checked failed (verify found defects,
 is not usable, `scenes` found a video the pipeline rejects), 2 a usage or input error (one
 sentence on stderr, no traceback). Programming errors keep their traceback.
 
-    peakclips run CONFIG [--manifest PATH] [--output DIR] [--shards SPEC] [--force] [--set k=v ...]
+    peakclips run CONFIG [--manifest PATH] [--output DIR] [--shards SPEC] [--force] [--set k=v ...] [--*-column NAME]
+    peakclips manifest SRC... -o M.jsonl [--license L] [--source S] [--*-column NAME]
     peakclips unlock DIR
     peakclips verify DIR
     peakclips stats DIR [--json]
@@ -32,6 +33,7 @@ from peakclips.errors import UserError, VideoError
 
 def cmd_run(args) -> int:
     from peakclips.config import load_config
+    from peakclips.manifest_build import local_manifest
     from peakclips.pipeline import run
     from peakclips.storage import output_errors
     from peakclips.terminal import StoppedWatch, detach_stdin
@@ -41,14 +43,30 @@ def cmd_run(args) -> int:
     # Nothing this run starts may inherit the user's terminal (peakclips/terminal.py); should a
     # process still end up stopped by it, the watch ends the run with one sentence.
     detach_stdin()
-    with StoppedWatch(on_stopped=lambda _: _thread.interrupt_main()) as watch, output_errors(output):
+    with (StoppedWatch(on_stopped=lambda _: _thread.interrupt_main()) as watch, output_errors(output),
+          local_manifest(args.manifest, columns(args)) as manifest):
         try:
-            run(cfg, args.manifest, output, args.shards, args.force)
+            run(cfg, manifest, output, args.shards, args.force)
         except KeyboardInterrupt:
             if watch.message is None:
                 raise
             print(f"peakclips: error: {watch.message}", file=sys.stderr)
             return 1
+    return 0
+
+
+def columns(args):
+    from peakclips.manifest_build import Columns
+
+    return Columns(args.id_column, args.uri_column, args.source_column, args.license_column, args.queries_column)
+
+
+def cmd_manifest(args) -> int:
+    from peakclips.manifest_build import build, write
+
+    built = build(args.sources, columns(args), license=args.license, source=args.source)
+    write(built, args.out)
+    print(f"wrote {args.out}: {built.report()}")
     return 0
 
 
@@ -169,6 +187,14 @@ def cmd_select(args) -> int:
     return 0
 
 
+def add_columns(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("table columns", "for a CSV, TSV, Parquet or JSON-lines table of videos")
+    for name in ("id", "uri", "source", "license", "queries"):
+        default = "video_id" if name == "id" else name
+        g.add_argument(f"--{name}-column", default=default, metavar="NAME",
+                       help=f"the column holding each video's {name} (default: %(default)s)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     from peakclips.clip2frame import AUTO_FOCUSED_MAX_K, MODES
 
@@ -178,13 +204,30 @@ def build_parser() -> argparse.ArgumentParser:
 
     r = sub.add_parser("run", help="run the pipeline over a manifest into shards")
     r.add_argument("config", help="pipeline YAML, e.g. pipelines/sample.yaml")
-    r.add_argument("--manifest", default="manifests/sample.jsonl", help="JSON-lines manifest (default: %(default)s)")
+    r.add_argument("--manifest", default="manifests/sample.jsonl",
+                   help="JSON-lines manifest, or a CSV, TSV or Parquet table of videos (see the table columns); "
+                        "a path or fsspec URI (default: %(default)s)")
     r.add_argument("--output", help="output folder or fsspec URI (default: out/<config name>)")
     r.add_argument("--shards", help="input shards to build: 0-99, 7, 0,3,5 (default: all)")
     r.add_argument("--force", action="store_true", help="rebuild shards that are already complete")
     r.add_argument("--set", action="append", metavar="KEY=VALUE",
                    help="override a config key (dotted path, value parsed as YAML); repeatable")
+    add_columns(r)
     r.set_defaults(fn=cmd_run)
+
+    m = sub.add_parser("manifest", help="write a manifest from folders, object-storage prefixes or tables",
+                       description="Each SRC is a local folder, an object-storage prefix (s3://bucket/videos/, "
+                                   "gs://..., hf://datasets/org/name/...) or a table (CSV, TSV, Parquet, JSON lines). "
+                                   "Folders and prefixes: every video file below, in path order, its path relative "
+                                   "to SRC as its id; local files are also recognised by their first bytes. "
+                                   "Tables: one video per row, columns mapped by the --*-column flags. Prints what "
+                                   "was skipped and why.")
+    m.add_argument("sources", nargs="+", metavar="SRC")
+    m.add_argument("-o", "--out", required=True, help="the manifest to write (JSON lines; a path or fsspec URI)")
+    m.add_argument("--license", help="license of the rows that have none")
+    m.add_argument("--source", help="source of the rows that have none")
+    add_columns(m)
+    m.set_defaults(fn=cmd_manifest)
 
     un = sub.add_parser("unlock", help="remove the lock a run left on an output (a run that is gone)",
                         description="A run holds OUTPUT/_peakclips.lock while it writes. A run that crashed leaves "

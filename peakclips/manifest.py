@@ -140,6 +140,9 @@ def _resolve_local(uri: str, base_dir: Path) -> str:
         return uri
 
 
+resolve_local = _resolve_local  # also for tables converted to manifests (peakclips/manifest_build.py)
+
+
 def parse_shards(spec: str | None, num_shards: int) -> list[int]:
     """`0-99`, `7`, `0,3,5`, `all` or empty -> sorted shard ids that exist in the manifest."""
     if spec is None or spec.strip() in ("", "all"):
