@@ -343,6 +343,12 @@ def apply_override(data: dict, assignment: str, root: type[BaseModel] = RunConfi
             node[part] = yaml.safe_load(raw)
             return
         sub = fields[part].annotation
+        if getattr(sub, "__origin__", None) is dict:  # a mapping (storage_options): the rest are its keys
+            node = node.setdefault(part, {})
+            for key in parts[i + 1:-1]:
+                node = node.setdefault(key, {})
+            node[parts[-1]] = yaml.safe_load(raw)
+            return
         if not (isinstance(sub, type) and issubclass(sub, BaseModel)):
             raise ConfigError(f"'{'.'.join(parts[: i + 1])}' is a value, not a section")
         node = node.setdefault(part, {})
@@ -386,4 +392,5 @@ def load_yaml_config(root: type[BaseModel], path: str | os.PathLike | None, over
     except ValidationError as e:
         first = e.errors()[0]
         loc = ".".join(str(p) for p in first["loc"])
-        raise ConfigError(f"config {path or '(defaults)'}: {loc}: {first['msg']}") from None
+        msg = first["msg"].removeprefix("Value error, ")
+        raise ConfigError(f"config {path or '(defaults)'}: {loc + ': ' if loc else ''}{msg}") from None

@@ -25,6 +25,7 @@ import csv
 import io
 import json
 import os
+import posixpath
 import tempfile
 from collections import Counter
 from collections.abc import Iterator
@@ -227,13 +228,33 @@ def local_manifest(manifest: str, columns: Columns = Columns()) -> Iterator[str]
     if kind in (None, "jsonl") and not remote:
         yield manifest
         return
+    folder = manifest.rstrip("/").rsplit("/", 1)[0] if remote else None
     with tempfile.TemporaryDirectory(prefix="peakclips-manifest-") as tmp:
         local = os.path.join(tmp, os.path.basename(manifest.rstrip("/")) + ("" if kind in (None, "jsonl") else ".jsonl"))
-        if kind in (None, "jsonl"):
-            with open(local, "wb") as f:
-                f.write(storage.read_bytes(manifest))
-        else:
-            with open(local, "w", encoding="utf-8") as f:
+        with open(local, "w", encoding="utf-8") as f:
+            if kind in (None, "jsonl"):  # line for line, so manifest errors keep their line numbers
+                for line in storage.read_bytes(manifest).decode("utf-8", errors="replace").splitlines():
+                    try:
+                        row = json.loads(line)
+                        row["uri"] = rebase(row["uri"], folder)
+                        line = json.dumps(row, ensure_ascii=False)
+                    except (json.JSONDecodeError, TypeError, KeyError):
+                        pass  # left for the manifest reader to name
+                    f.write(line + "\n")
+            else:
                 for row in read_table(manifest, columns):
+                    row["uri"] = rebase(row["uri"], folder) if folder else row["uri"]
                     f.write(json.dumps({k: v for k, v in row.items() if v is not None}, ensure_ascii=False) + "\n")
         yield local
+
+
+def rebase(uri, folder: str | None):
+    """A relative path in a manifest on object storage is relative to the manifest's folder there.
+
+    >>> rebase("clips/a.mp4", "s3://b/lists"), rebase("../v/a.mp4", "s3://b/lists"), rebase("/data/a.mp4", "s3://b")
+    ('s3://b/lists/clips/a.mp4', 's3://b/v/a.mp4', '/data/a.mp4')
+    """
+    if folder is None or not isinstance(uri, str) or not uri or "://" in uri or uri.startswith(("/", "~")):
+        return uri
+    head, _, key = folder.partition("://")[2].partition("/")
+    return f"{storage.protocol(folder)}://{head}/" + posixpath.normpath(posixpath.join(key, uri)).lstrip("/")

@@ -23,6 +23,8 @@ import sys
 import tempfile
 import time
 import urllib.request
+import uuid
+from dataclasses import dataclass
 from pathlib import Path
 
 # Test credentials: moto accepts any; these only make botocore sign its requests.
@@ -93,3 +95,32 @@ class MotoServer:
     def __exit__(self, *exc) -> None:
         self.stop()
         self.log.unlink(missing_ok=True)
+
+
+@dataclass
+class Bucket:
+    """A bucket on a MotoServer (the `s3` fixture makes a fresh one per test)."""
+
+    name: str
+    fs: object  # an s3fs.S3FileSystem talking to the server
+    server: MotoServer
+
+    @classmethod
+    def create(cls, server: MotoServer) -> Bucket:
+        import s3fs
+
+        name = f"peakclips-{uuid.uuid4().hex[:10]}"
+        fs = s3fs.S3FileSystem(use_listings_cache=False)
+        fs.mkdir(name)
+        return cls(name, fs, server)
+
+    def url(self, key: str = "") -> str:
+        return f"s3://{self.name}/{key}"
+
+    def requests(self, contains: str = "") -> list[tuple[str, str, int]]:
+        """The server's answered requests to this bucket whose path holds `contains`."""
+        return [r for r in self.server.requests(contains) if r[1].startswith(f"/{self.name}")]
+
+    def keys(self) -> list[str]:
+        """Every object's key, sorted."""
+        return sorted(p.split("/", 1)[1] for p in self.fs.find(self.name))
