@@ -35,10 +35,11 @@ def cmd_run(args) -> int:
     from peakclips.config import load_config
     from peakclips.manifest_build import local_manifest
     from peakclips.pipeline import run
-    from peakclips.storage import output_errors
+    from peakclips.storage import configure, output_errors
     from peakclips.terminal import StoppedWatch, detach_stdin
 
     cfg = load_config(args.config, args.set or [])
+    configure(cfg.storage_options)  # the manifest, too, may be on object storage
     output = args.output or str(Path("out") / Path(args.config).stem)
     # Nothing this run starts may inherit the user's terminal (peakclips/terminal.py); should a
     # process still end up stopped by it, the watch ends the run with one sentence.
@@ -264,7 +265,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     rp = sub.add_parser("report", help="a self-contained HTML report with plots and per-video timelines")
     rp.add_argument("dir")
-    rp.add_argument("--out", help="folder for index.html and the PNG plots (default: DIR/report)")
+    rp.add_argument("--out", help="folder for index.html and the PNG plots (default: DIR/report; for a DIR on "
+                    "object storage, ./NAME-report on this machine, NAME the last part of DIR)")
     rp.add_argument("--max-videos", type=int, default=20, help="videos shown with timelines (default: %(default)s)")
     rp.set_defaults(fn=cmd_report)
 
