@@ -29,7 +29,9 @@ byte is read; the bytes read are counted against it too (an object replaced mean
 whole copy is held to `ingest.download_timeout_s`. Stores with an async fsspec backend (s3fs,
 gcsfs) stream one GET, cancelled at the deadline; others are read 8 MiB at a time with the
 deadline checked between reads. Streaming to scratch was measured against reading the object in
-place through the decoder (docs/benchmarks.md, object_storage).
+place through the decoder: copying is 5.6x faster for a 500 MB video (docs/benchmarks.md,
+object_storage). When the scratch folder is itself on object storage, the copy would be read in
+place too, so ingest only checks the object (`check_object`) and the decoder reads the source.
 """
 
 from __future__ import annotations
@@ -40,6 +42,7 @@ import ipaddress
 import socket
 import time
 import zlib
+from contextlib import contextmanager
 from urllib.parse import unquote, urljoin, urlsplit
 
 from peakclips import storage
@@ -180,27 +183,31 @@ async def _save(response, dest_uri: str, max_bytes: int) -> None:
             f.write(data)
 
 
-def download_object(uri: str, dest_uri: str, cfg: IngestConfig) -> None:
-    """Copy the object-storage file `uri` to `dest_uri` within ingest's size and time caps."""
-    from fsspec.asyn import AsyncFileSystem
-    from fsspec.exceptions import FSTimeoutError
-
-    shown = redact_uri(uri)
-    deadline = time.monotonic() + cfg.download_timeout_s
-    try:
+def check_object(uri: str, cfg: IngestConfig):
+    """(fs, path) of the object-storage file `uri` after one HEAD: it exists, is a file, is not
+    empty and is within `ingest.max_download_bytes`."""
+    with object_errors(uri, cfg):
         fs, path = storage.fs_and_path(uri)
         info = fs.info(path)
         if info.get("type") == "directory":
-            raise VideoError("not_found", f"{shown} is a folder, not a file")
+            raise VideoError("not_found", f"{redact_uri(uri)} is a folder, not a file")
         if not info.get("size"):
-            raise VideoError("empty_file", f"{shown} is 0 bytes")
+            raise VideoError("empty_file", f"{redact_uri(uri)} is 0 bytes")
         if info["size"] > cfg.max_download_bytes:
             raise VideoError("too_large", f"{info['size']} bytes > ingest.max_download_bytes ({cfg.max_download_bytes})")
+    return fs, path
+
+
+def download_object(uri: str, dest_uri: str, cfg: IngestConfig) -> None:
+    """Copy the object-storage file `uri` to `dest_uri` within ingest's size and time caps."""
+    from fsspec.asyn import AsyncFileSystem, sync
+
+    deadline = time.monotonic() + cfg.download_timeout_s
+    fs, path = check_object(uri, cfg)
+    with object_errors(uri, cfg):
         body = Body("identity", cfg.max_download_bytes)
         with storage.writing(dest_uri) as local, open(local, "wb") as out:
             if isinstance(fs, AsyncFileSystem) and hasattr(fs, "open_async"):
-                from fsspec.asyn import sync
-
                 sync(fs.loop, _stream_object, fs, path, out, body, timeout=max(0.001, deadline - time.monotonic()))
             else:
                 with fs.open(path, "rb", block_size=OBJECT_READ, cache_type="none") as f:
@@ -208,6 +215,16 @@ def download_object(uri: str, dest_uri: str, cfg: IngestConfig) -> None:
                         out.writelines(body.feed(data))
                         if time.monotonic() > deadline:
                             raise TimeoutError
+
+
+@contextmanager
+def object_errors(uri: str, cfg: IngestConfig):
+    """An object store's exceptions as ingest's row errors (details without credentials)."""
+    from fsspec.exceptions import FSTimeoutError
+
+    shown = redact_uri(uri)
+    try:
+        yield
     except (TimeoutError, FSTimeoutError):
         raise VideoError("download_timeout", f"{shown} took longer than ingest.download_timeout_s "
                          f"({cfg.download_timeout_s:g} s)") from None
@@ -217,7 +234,7 @@ def download_object(uri: str, dest_uri: str, cfg: IngestConfig) -> None:
         raise VideoError("access_denied", f"the store refused to read {shown} (its credentials or policy)") from None
     except ImportError as e:  # fsspec names the package a protocol needs (s3fs, gcsfs, ...)
         raise VideoError("backend_missing", str(e)) from None
-    except (VideoError, MemoryError):
+    except VideoError:
         raise
     except Exception as e:  # noqa: BLE001 - the backend's errors (no credentials, connection): the row's
         raise VideoError("download_failed", f"{type(e).__name__} reading {shown}") from None

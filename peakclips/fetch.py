@@ -18,7 +18,7 @@ from urllib.request import url2pathname
 
 from peakclips import storage
 from peakclips.config import IngestConfig
-from peakclips.download import download, download_object
+from peakclips.download import check_object, download, download_object
 from peakclips.errors import VideoError
 from peakclips.redact import redact_uri
 
@@ -90,10 +90,16 @@ def local_path(uri: str) -> str:
 
 def fetch(uri: str, cfg: IngestConfig, scratch_dir: str, name: str) -> str:
     """Where to read the video of `uri` from: its real path, when it is a local file under the
-    roots, else the file in `scratch_dir` it was downloaded to (`name` plus a suffix)."""
+    roots, else the file in `scratch_dir` it was downloaded to (`name` plus a suffix); an
+    object-storage file when `scratch_dir` is on object storage too: the file itself."""
     kind = source_kind(uri)
     if kind == "object":
         check_prefix(uri, cfg.allowed_prefixes)
+        if storage.is_object_store(storage.fs_and_path(scratch_dir)[0]):
+            # A copy into a scratch folder that is itself on object storage would be read in place
+            # afterwards anyway: read the source in place (its size checked) and spare the copy.
+            check_object(uri, cfg)
+            return storage.check_object_uri(uri)
     if kind == "local":
         path = check_local_path(uri, cfg.allowed_roots)
         if os.path.getsize(path) == 0:

@@ -40,6 +40,17 @@ def test_a_video_under_an_allowed_prefix_is_fetched_and_probed(s3, tmp_path):
     assert len(gets) == 1  # one streamed GET, not one request per block
 
 
+def test_with_scratch_on_a_bucket_too_the_video_is_read_in_place(s3):
+    """A copy into scratch on object storage would be read in place anyway: no copy is made."""
+    s3.fs.put_file(str(CLIP), f"{s3.name}/videos/sintel.mp4")
+    row = {"uri": s3.url("videos/sintel.mp4"), "shard_id": 0, "key": "k", "error": None}
+    out = Ingest(IngestConfig(allowed_prefixes=[s3.url("videos/")]), s3.url("out/_scratch"))(row)
+    assert out["error"] is None and out["path"] == s3.url("videos/sintel.mp4") and abs(out["duration_s"] - 10) < 0.5
+    assert s3.keys() == ["videos/sintel.mp4"]
+    too_big = Ingest(IngestConfig(allowed_prefixes=[s3.url("videos/")], max_download_bytes=1000), s3.url("scratch"))
+    assert too_big(dict(row))["error"] == "ingest:too_large"
+
+
 @pytest.mark.parametrize("key, prefixes", [
     ("private/secret.mp4", ["videos/"]),  # another folder
     ("videos-private/secret.mp4", ["videos"]),  # a prefix is a folder, not the start of a name
