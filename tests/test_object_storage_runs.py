@@ -41,8 +41,8 @@ def peakclips(*args: str, env: dict | None = None, cwd: Path = REPO, check: bool
 
 def test_videos_in_and_shards_out_on_a_bucket(s3, tmp_path):
     """Videos and the manifest on the bucket; the run writes there (its endpoint from the config's
-    storage_options only); verify, stats, export, report, upload --dry-run, frames and a few
-    peakclips-train steps read the dataset back from the bucket."""
+    storage_options only); verify, stats, export, report, upload --dry-run, frames, annotator-eval
+    and a few peakclips-train steps read the dataset back from the bucket."""
     sample = {json.loads(line)["video_id"]: json.loads(line) for line in open(REPO / "manifests/sample.jsonl")}
     lines = []
     for clip in SHORT_CLIPS:
@@ -78,6 +78,8 @@ def test_videos_in_and_shards_out_on_a_bucket(s3, tmp_path):
     frames = json.loads(peakclips("frames", out, "--video-id", SHORT_CLIPS[1], "--query", "0", "--k", "4",
                                   "--json").stdout)
     assert len(frames["timestamps_s"]) == 4
+    agreement = peakclips("annotator-eval", out, "--json", str(tmp_path / "eval.json")).stdout
+    assert json.loads((tmp_path / "eval.json").read_text()) and "reference" in agreement.lower()
 
     from tests.train.conftest import TINY
 
