@@ -11,6 +11,8 @@
     peakclips frames DIR --video-id ID --query N --k K [--mode M] [--json] [--out DIR]
     peakclips calibrate-clip DIR [--config YAML] [--set k=v ...] [--json]
     peakclips select VIDEO --query "..." --k K --checkpoint DIR
+    peakclips make-needle OUT [--videos N] [--duration-s D] [--seed S]
+    peakclips eval BENCHMARK --format F --selectors uniform,bolt,... --k 8,16,32 --output DIR
 """
 
 from __future__ import annotations
@@ -231,6 +233,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--mode", default="auto", choices=["auto", "focused", "hybrid", "uniform"],
                    help="clip2frame mode (auto: focused for k <= 8, else hybrid)")
     s.set_defaults(fn=cmd_select)
+    from peakclips.eval.cli import add_parsers
+
+    add_parsers(sub)  # make-needle, eval
     return p
 
 

@@ -272,31 +272,37 @@ def _short(e: Exception) -> str:
     return str(e)[:200]
 
 
-def preflight(cfg: AnnotatorConfig, timeout_s: float = 3.0) -> None:
-    """Fail in seconds, with one sentence naming what to set, when the endpoint is unusable."""
+def preflight(cfg: AnnotatorConfig, timeout_s: float = 3.0, who: str = "annotator",
+              url_key: str = "annotator.base_url", model_key: str = "annotator.model") -> None:
+    """Fail in seconds, with one sentence naming what to set, when the endpoint is unusable.
+
+    `who` and the key names say whose endpoint it is (`peakclips eval` checks its VLM's with
+    its own option names)."""
     import openai
 
     from peakclips.config import ConfigError
 
     url = base_url(cfg)
     if not url:
-        raise ConfigError(
-            "annotator.backend is 'openai' but no endpoint is configured: "
-            "set annotator.base_url in the config (or --set annotator.base_url=...) or OPENAI_BASE_URL."
-        )
+        if who == "annotator":
+            raise ConfigError(
+                "annotator.backend is 'openai' but no endpoint is configured: "
+                "set annotator.base_url in the config (or --set annotator.base_url=...) or OPENAI_BASE_URL."
+            )
+        raise ConfigError(f"no {who} endpoint is configured: set {url_key} or OPENAI_BASE_URL.")
     if not cfg.model:
-        raise ConfigError("annotator.model is not set: set it to the model name your server serves.")
+        raise ConfigError(f"{model_key} is not set: set it to the model name your server serves.")
     client = openai.OpenAI(base_url=url, api_key=api_key(cfg), timeout=timeout_s, max_retries=0)
     try:
         client.models.list()
     except openai.AuthenticationError:
         raise ConfigError(
-            f"the annotator endpoint {url} rejected the API key: set {cfg.api_key_env}."
+            f"the {who} endpoint {url} rejected the API key: set {cfg.api_key_env}."
         ) from None
     except (openai.APIConnectionError, openai.APITimeoutError):
         raise ConfigError(
-            f"the annotator endpoint {url} is not reachable: start the server or set "
-            "annotator.base_url / OPENAI_BASE_URL to one that is."
+            f"the {who} endpoint {url} is not reachable: start the server or set "
+            f"{url_key} / OPENAI_BASE_URL to one that is."
         ) from None
     except openai.APIStatusError:
         pass  # reachable; some servers do not implement /models
