@@ -75,7 +75,7 @@ def read_needle(path: Path, videos: Path | None) -> list[Item]:
     out = []
     for n, row in enumerate(_records(path), start=1):
         where = f"{path} entry {n}"
-        windows = tuple((float(a), float(b)) for a, b in _get(row, "windows_s", where) or [])
+        windows = tuple((float(a), float(b)) for a, b in row.get("windows_s") or [])
         out.append(Item(str(_get(row, "id", where)), str(base / _get(row, "video", where)),
                         _get(row, "question", where), _options(_get(row, "options", where), where),
                         _index(row.get("answer"), row["options"], where), windows or None, row.get("task")))
