@@ -3,9 +3,10 @@
 Every (selector, k, item) runs once. Its timestamps go to DIR/selections.jsonl the moment they
 exist, and every VLM answer to DIR/answers.jsonl, so a killed run loses at most the item in hand
 and a re-run does only what is missing: a new selector, budget, item (`--limit`) or VLM model
-costs just that. DIR/eval.json records what the selections depend on (the annotation files'
-hash, the format, the CLIP model and candidate count, the pipeline config); a re-run with other
-settings stops with one sentence rather than mix results (`--force` starts DIR over).
+costs just that. DIR/eval.json records what the selections depend on: the annotation files'
+hash and format, and each selector's own settings (CLIP model and candidates, the pipeline
+config's hash, the checkpoint); a re-run with other settings stops with one sentence rather than
+mix results (`--force` starts DIR over).
 
 The order: read the items (`--limit N` keeps the first N), probe their videos (a video that does
 not open is an error of its items), let each selector prepare once for its missing items (the
@@ -76,19 +77,24 @@ def files_sha256(path: Path) -> str:
     return h.hexdigest()
 
 
-def check_settings(output: Path, settings: dict, force: bool) -> None:
+def check_settings(output: Path, benchmark: dict, selectors: dict[str, dict], force: bool) -> dict:
+    """Refuse results made on another benchmark, or by a selector with other settings; record
+    the settings of new selectors. Returns what OUTPUT/eval.json now holds."""
     path = output / "eval.json"
     if force:
         for name in ("eval.json", "selections.jsonl", "answers.jsonl"):
             (output / name).unlink(missing_ok=True)
-    if path.exists():
-        before = json.loads(path.read_text())
-        changed = [k for k in settings if before.get(k) != settings[k]]
-        if changed:
-            raise EvalError(f"{output} holds results made with other settings ({', '.join(changed)}: "
-                            f"{before.get(changed[0])!r} then, {settings[changed[0]]!r} now); use another "
-                            "--output, the same settings, or --force to start over")
-    path.write_text(json.dumps(settings, indent=1))
+    before = json.loads(path.read_text()) if path.exists() else {**benchmark, "selectors": {}}
+    changes = [(k, before.get(k), v) for k, v in benchmark.items() if before.get(k) != v]
+    changes += [(f"{name} {k}", before["selectors"][name].get(k), v) for name, settings in selectors.items()
+                if name in before["selectors"] for k, v in settings.items() if before["selectors"][name].get(k) != v]
+    if changes:
+        what, then, now = changes[0]
+        raise EvalError(f"{output} holds results made with other settings ({what}: {then!r} then, {now!r} now); "
+                        "use another --output, the same settings, or --force to start over")
+    recorded = {**before, "selectors": {**before["selectors"], **selectors}}
+    path.write_text(json.dumps(recorded, indent=1))
+    return recorded
 
 
 def check_selection(sel: Selector, item: Item, k: int, duration: float, s: Selection) -> None:
@@ -105,6 +111,8 @@ def evaluate(s: EvalSettings, log=print) -> dict:
 
     output = Path(s.output)
     output.mkdir(parents=True, exist_ok=True)
+    if s.limit is not None and s.limit < 1:
+        raise EvalError(f"--limit needs a positive number of questions, got {s.limit}")
     items = read_benchmark(s.benchmark, s.format, s.videos)[: s.limit]
     if not s.ks or any(k < 1 for k in s.ks):
         raise EvalError(f"--k needs positive budgets, got {s.ks}")
@@ -114,9 +122,8 @@ def evaluate(s: EvalSettings, log=print) -> dict:
         raise EvalError(f"--selectors needs distinct selectors, got {s.selectors}")
     if any(sel.uses_clip for sel in selectors) and max(s.ks) > s.candidates:
         raise EvalError(f"--k {max(s.ks)} is more than the {s.candidates} CLIP candidate frames (--candidates)")
-    check_settings(output, {"benchmark_sha256": files_sha256(Path(s.benchmark)), "format": s.format,
-                            "clip": f"{s.clip.model}/{s.clip.pretrained}", "candidates": s.candidates,
-                            "pipeline": [s.pipeline_config, *s.pipeline_overrides]}, s.force)
+    recorded = check_settings(output, {"benchmark_sha256": files_sha256(Path(s.benchmark)), "format": s.format},
+                              {sel.name: sel.settings() for sel in selectors}, s.force)
     answerer = None
     if s.vlm is not None:
         from peakclips.eval.vlm import Answerer
@@ -171,7 +178,7 @@ def evaluate(s: EvalSettings, log=print) -> dict:
     results = report.build_results(
         {"benchmark": str(s.benchmark), "format": s.format, "num_items": len(items),
          "vlm": {"model": s.vlm.model} if s.vlm else None,
-         "settings": json.loads((output / "eval.json").read_text())},
+         "settings": recorded},
         [{**i.as_dict(), "duration_s": durations.get(i.id)} for i in items],
         gather(selectors, s.ks, items, selections, answers, errors, s.vlm.model if s.vlm else None))
     paths = report.write(output, results)

@@ -27,6 +27,10 @@ def inside(t: float, windows) -> bool:
     return any(a <= t < b for a, b in windows)
 
 
+def inside_any(times: list[float], windows) -> bool:
+    return any(inside(t, windows) for t in times)
+
+
 def run_metrics(entries: list[dict], windows: dict[str, list]) -> dict:
     """Rates of one (selector, k) from its per-item entries (see the module docstring)."""
     scored = [e for e in entries if "timestamps_s" in e and windows.get(e["id"])]
@@ -38,10 +42,6 @@ def run_metrics(entries: list[dict], windows: dict[str, list]) -> dict:
             "accuracy": sum(e["correct"] for e in answered) / len(answered) if answered else None,
             "selected": sum("timestamps_s" in e for e in entries), "answered": len(answered),
             "errors": sum("error" in e for e in entries)}
-
-
-def inside_any(times: list[float], windows) -> bool:
-    return any(inside(t, windows) for t in times)
 
 
 def build_results(meta: dict, items: list[dict], runs: dict[tuple[str, int], list[dict]]) -> dict:
@@ -77,8 +77,8 @@ def table(results: dict) -> str:
                 cells.append("")
                 continue
             cell = _pct(r["hit_rate"]) + (f" / {_pct(r['accuracy'])}" if vlm else "")
-            if r["errors"] or (vlm and r["answered"] < r["selected"]):
-                cell += f" ({r['errors']} errors, {r['selected'] - r['answered'] if vlm else 0} unanswered)"
+            if r["errors"]:  # the rates are over the items that got a selection (and an answer)
+                cell += f" ({r['errors']} errors)"
             cells.append(cell)
         lines.append(f"| {s} | " + " | ".join(cells) + " |")
     return "\n".join(lines)

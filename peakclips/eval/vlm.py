@@ -11,12 +11,14 @@ A reply counts only when it starts with one option letter, alone or followed by 
 or a space (`parse_letter`): "B", "B.", "(B) a red car". Anything else is wrong, and the reply is
 kept in the results as given.
 
-The client is the annotator's (peakclips/llm.py): the endpoint, key and model come in an
-`AnnotatorConfig` (`--vlm-base-url`, `--vlm-model`, the key in OPENAI_API_KEY), the openai
-client retries with backoff, and replies are cached in its SQLite `ResponseCache`, keyed by the
-model, the prompts and the request's messages (images included), so a re-run, or two selectors
-that pick the same frames, never send a request twice. A request that still fails is the item's
-error for that run and is asked again by the next run.
+What it shares with the annotator (peakclips/llm.py): the endpoint settings as an
+`AnnotatorConfig` (`--vlm-base-url`, `--vlm-model`, the key in OPENAI_API_KEY), the key lookup,
+the preflight, the error codes, and the SQLite `ResponseCache`, keyed by the model, the prompts
+and the request's messages (images included), so a re-run, or two selectors that pick the same
+frames, never send a request twice. The request itself is a plain chat completion through the
+openai client (which retries with backoff), not the annotator's `LLMClient.ask`, which asks for
+and validates JSON replies. A request that still fails is the item's error for that run and is
+asked again by the next run.
 """
 
 from __future__ import annotations

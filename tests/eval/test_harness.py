@@ -88,8 +88,27 @@ def test_other_settings_in_the_same_folder_are_refused(seen, needle_set, tmp_pat
     from peakclips.eval import EvalError
 
     _, tmp, _ = seen
-    with SeeingServer() as srv, pytest.raises(EvalError, match="other settings .*candidates"):
-        evaluate(settings(needle_set, tmp, srv, candidates=64), log=lambda *_: None)
+    out, _ = needle_set
+    fewer = tmp_path / "fewer.jsonl"  # another benchmark: one question less
+    fewer.write_text("".join((out / "benchmark.jsonl").read_text().splitlines(keepends=True)[:-1]))
+    with SeeingServer() as srv, pytest.raises(EvalError, match="other settings .benchmark_sha256"):
+        evaluate(settings(needle_set, tmp, srv, benchmark=str(fewer), videos=str(out)), log=lambda *_: None)
+
+
+def test_settings_are_kept_per_selector(tmp_path):
+    from peakclips.eval import EvalError
+    from peakclips.eval.harness import check_settings
+
+    bench = {"benchmark_sha256": "abc", "format": "needle"}
+    check_settings(tmp_path, bench, {"uniform": {}, "bolt": {"clip": "ViT-B-32/None", "candidates": 256}}, False)
+    with pytest.raises(EvalError, match=r"bolt candidates: 256 then, 64 now"):
+        check_settings(tmp_path, bench, {"bolt": {"clip": "ViT-B-32/None", "candidates": 64}}, False)
+    # a selector not run before brings its own settings; the others' stay recorded
+    recorded = check_settings(tmp_path, bench, {"aks": {"clip": "ViT-B-32/None", "candidates": 64}}, False)
+    assert set(recorded["selectors"]) == {"uniform", "bolt", "aks"}
+    (tmp_path / "selections.jsonl").write_text("{}\n")
+    recorded = check_settings(tmp_path, bench, {"bolt": {"clip": "ViT-B-32/None", "candidates": 64}}, True)
+    assert set(recorded["selectors"]) == {"bolt"} and not (tmp_path / "selections.jsonl").exists()
 
 
 def test_a_torn_last_line_is_skipped(tmp_path):

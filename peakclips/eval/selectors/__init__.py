@@ -37,6 +37,10 @@ class Selector:
     name: str = ""
     uses_clip: bool = False
 
+    def settings(self) -> dict:
+        """What its selections depend on besides the item and k (a re-run with others is refused)."""
+        return {}
+
     def prepare(self, items: list[Item], durations: dict[str, float]) -> None:
         """Work done once for all the items still to select (default: none)."""
 
@@ -54,6 +58,9 @@ class Context:
     pipeline_config: str | None = None
     pipeline_overrides: list[str] = field(default_factory=list)
     _similarity: object = None
+
+    def clip_settings(self) -> dict:
+        return {"clip": f"{self.clip.model}/{self.clip.pretrained}", "candidates": self.candidates}
 
     @property
     def similarity(self):

@@ -54,6 +54,9 @@ class Bolt(Selector):
         self.ctx, self.power = ctx, power or DEFAULT_POWER
         self.name = "bolt" if power is None else f"bolt:{power:g}"
 
+    def settings(self) -> dict:
+        return self.ctx.clip_settings()
+
     def select(self, item: Item, duration_s: float, k: int) -> Selection:
         times, sims = self.ctx.similarity.curve(item)
         return Selection(inverse_transform(times, sims, duration_s, k, self.power))

@@ -30,6 +30,9 @@ class ClipTopK(Selector):
     def __init__(self, ctx: Context):
         self.ctx = ctx
 
+    def settings(self) -> dict:
+        return self.ctx.clip_settings()
+
     def select(self, item: Item, duration_s: float, k: int) -> Selection:
         times, sims = self.ctx.similarity.curve(item, k)
         return Selection([float(times[i]) for i in top_k(sims, k)])

@@ -48,14 +48,28 @@ class Engine(Selector):
     name = "peakclips"
 
     def __init__(self, ctx: Context):
+        from peakclips.pipeline import REPO_ROOT
+
         self.ctx = ctx
+        self.config = ctx.pipeline_config or str(REPO_ROOT / "pipelines" / "peakclips.yaml")
+        self.cfg = self.load_config()  # a bad key fails here, before any work
         self.where: dict[str, tuple[str, int]] = {}
         self.highlights: dict[tuple[str, int], list[dict]] = {}
         self.why_not: dict[str, str] = {}
 
-    def prepare(self, items: list[Item], durations: dict[str, float]) -> None:
+    def load_config(self, roots: list[str] = ()):
         from peakclips.config import load_config
-        from peakclips.pipeline import REPO_ROOT, run
+
+        return load_config(self.config, [*RELAXED, f"ingest.allowed_roots={json.dumps(list(roots))}",
+                                         *self.ctx.pipeline_overrides])
+
+    def settings(self) -> dict:
+        """The pipeline config's hash: what shapes highlights (annotator model, prompts, scenes,
+        CLIP, fusion), not where or how the run executes."""
+        return {"pipeline_config_hash": self.cfg.hash()}
+
+    def prepare(self, items: list[Item], durations: dict[str, float]) -> None:
+        from peakclips.pipeline import run
         from peakclips.shards import complete_shards, iter_samples, load_index
 
         if not items:
@@ -65,10 +79,7 @@ class Engine(Selector):
         folder = self.ctx.output / "engine" / hashlib.sha256(text.encode()).hexdigest()[:12]
         folder.mkdir(parents=True, exist_ok=True)
         (folder / "manifest.jsonl").write_text(text)
-        roots = sorted({str(Path(r["uri"]).resolve().parent) for r in rows})
-        config = self.ctx.pipeline_config or str(REPO_ROOT / "pipelines" / "peakclips.yaml")
-        cfg = load_config(config, [*RELAXED, f"ingest.allowed_roots={json.dumps(roots)}",
-                                   *self.ctx.pipeline_overrides])
+        cfg = self.load_config(sorted({str(Path(r["uri"]).resolve().parent) for r in rows}))
         out = str(folder / "out")
         run(cfg, str(folder / "manifest.jsonl"), out)
         for row in load_index(out, complete_shards(out)):

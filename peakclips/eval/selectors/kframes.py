@@ -23,6 +23,9 @@ class KFrames(Selector):
         self.checkpoint, self.name = checkpoint, f"kframes:{checkpoint}"
         self._answer: tuple[str, dict] | None = None
 
+    def settings(self) -> dict:
+        return {"checkpoint": str(Path(self.checkpoint).resolve())}
+
     def select(self, item: Item, duration_s: float, k: int) -> Selection:
         if self._answer is None or self._answer[0] != item.id:  # the budgets of an item come together
             # TODO(issue 16): peakclips.commands.select, loading the model once per run.
