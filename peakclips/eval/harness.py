@@ -107,21 +107,10 @@ def check_selection(sel: Selector, item: Item, k: int, duration: float, s: Selec
 def evaluate(s: EvalSettings, log=print) -> dict:
     """Run what is missing, then write the report; returns the results (report.build_results)."""
     from peakclips.eval import report
-    from peakclips.video import probe
 
     output = Path(s.output)
     output.mkdir(parents=True, exist_ok=True)
-    if s.limit is not None and s.limit < 1:
-        raise EvalError(f"--limit needs a positive number of questions, got {s.limit}")
-    items = read_benchmark(s.benchmark, s.format, s.videos)[: s.limit]
-    if not s.ks or any(k < 1 for k in s.ks):
-        raise EvalError(f"--k needs positive budgets, got {s.ks}")
-    ctx = Context(output, s.clip, s.candidates, s.pipeline_config, s.pipeline_overrides)
-    selectors = [build(spec, ctx) for spec in s.selectors]
-    if not selectors or len({sel.name for sel in selectors}) < len(selectors):
-        raise EvalError(f"--selectors needs distinct selectors, got {s.selectors}")
-    if any(sel.uses_clip for sel in selectors) and max(s.ks) > s.candidates:
-        raise EvalError(f"--k {max(s.ks)} is more than the {s.candidates} CLIP candidate frames (--candidates)")
+    items, ctx, selectors = check_request(s, output)
     recorded = check_settings(output, {"benchmark_sha256": files_sha256(Path(s.benchmark)), "format": s.format},
                               {sel.name: sel.settings() for sel in selectors}, s.force)
     answerer = None
@@ -132,43 +121,23 @@ def evaluate(s: EvalSettings, log=print) -> dict:
         # one sentence in seconds when the endpoint is not there
         preflight(s.vlm, who="VLM", url_key="--vlm-base-url", model_key="--vlm-model")
         answerer = Answerer(s.vlm, s.image_size)
-    if any(sel.uses_clip for sel in selectors):
-        load_clip_or_say(ctx, [sel.name for sel in selectors if sel.uses_clip])
-
     selections = Store(output / "selections.jsonl", lambda r: (r["selector"], r["k"], r["id"]))
     answers = Store(output / "answers.jsonl", lambda r: (r["vlm"], r["selector"], r["k"], r["id"]))
-    errors: dict[tuple, str] = {}
-    durations: dict[str, float] = {}
-    for item in items:
-        try:
-            durations[item.id] = probe(item.video).duration_s
-        except VideoError as e:
-            for sel in selectors:
-                for k in s.ks:
-                    errors[(sel.name, k, item.id)] = f"{e.code}: {e.detail}"
+    durations, errors = probe_videos(items, selectors, s.ks)
     ok = [i for i in items if i.id in durations]
     log(f"{len(items)} questions ({len(items) - len(ok)} with a video that does not open), "
         f"{len(selectors)} selectors x {len(s.ks)} budgets; {len(selections.rows)} selections done before")
 
+    todo = {sel.name: [i for i in ok if any((sel.name, k, i.id) not in selections.rows for k in s.ks)]
+            for sel in selectors}
+    if any(sel.uses_clip and todo[sel.name] for sel in selectors):
+        load_clip_or_say(ctx, selectors)
     for sel in selectors:
-        todo = [i for i in ok if any((sel.name, k, i.id) not in selections.rows for k in s.ks)]
-        if todo:
-            sel.prepare(todo, durations)
+        if todo[sel.name]:
+            sel.prepare(todo[sel.name], durations)
     started, shown = time.monotonic(), 0.0
     for n, item in enumerate(ok, start=1):
-        for sel in selectors:
-            for k in s.ks:
-                key = (sel.name, k, item.id)
-                if key in selections.rows:
-                    continue
-                try:
-                    chosen = sel.select(item, durations[item.id], k)
-                except VideoError as e:
-                    errors[key] = f"{e.code}: {e.detail}"
-                    continue
-                check_selection(sel, item, k, durations[item.id], chosen)
-                selections.add({"selector": sel.name, "k": k, "id": item.id, "timestamps_s": chosen.timestamps_s,
-                                **({"note": chosen.note} if chosen.note else {})})
+        select_item(item, durations[item.id], selectors, s.ks, selections, errors)
         if answerer is not None:
             answer_item(answerer, item, durations[item.id], selectors, s.ks, selections, answers, errors)
         if time.monotonic() - shown > 10 or n == len(ok):
@@ -177,8 +146,7 @@ def evaluate(s: EvalSettings, log=print) -> dict:
 
     results = report.build_results(
         {"benchmark": str(s.benchmark), "format": s.format, "num_items": len(items),
-         "vlm": {"model": s.vlm.model} if s.vlm else None,
-         "settings": recorded},
+         "vlm": {"model": s.vlm.model} if s.vlm else None, "settings": recorded},
         [{**i.as_dict(), "duration_s": durations.get(i.id)} for i in items],
         gather(selectors, s.ks, items, selections, answers, errors, s.vlm.model if s.vlm else None))
     paths = report.write(output, results)
@@ -187,12 +155,63 @@ def evaluate(s: EvalSettings, log=print) -> dict:
     return results
 
 
-def load_clip_or_say(ctx: Context, names: list[str]) -> None:
+def check_request(s: EvalSettings, output: Path) -> tuple[list[Item], Context, list[Selector]]:
+    """The items, what the selectors share, and the selectors; or EvalError saying what to change."""
+    if s.limit is not None and s.limit < 1:
+        raise EvalError(f"--limit needs a positive number of questions, got {s.limit}")
+    if not s.ks or any(k < 1 for k in s.ks):
+        raise EvalError(f"--k needs positive budgets, got {s.ks}")
+    items = read_benchmark(s.benchmark, s.format, s.videos)[: s.limit]
+    ctx = Context(output, s.clip, s.candidates, s.pipeline_config, s.pipeline_overrides)
+    selectors = [build(spec, ctx) for spec in s.selectors]
+    if not selectors or len({sel.name for sel in selectors}) < len(selectors):
+        raise EvalError(f"--selectors needs distinct selectors, got {s.selectors}")
+    if any(sel.uses_clip for sel in selectors) and max(s.ks) > s.candidates:
+        raise EvalError(f"--k {max(s.ks)} is more than the {s.candidates} CLIP candidate frames (--candidates)")
+    return items, ctx, selectors
+
+
+def probe_videos(items: list[Item], selectors: list[Selector], ks: list[int]) -> tuple[dict, dict]:
+    """Each item's video duration; a video that does not open is an error of every run of its items."""
+    from peakclips.video import probe
+
+    durations, errors, seen = {}, {}, {}
+    for item in items:
+        try:
+            if item.video not in seen:
+                seen[item.video] = probe(item.video).duration_s
+            durations[item.id] = seen[item.video]
+        except VideoError as e:
+            errors.update({(sel.name, k, item.id): f"{e.code}: {e.detail}" for sel in selectors for k in ks})
+    return durations, errors
+
+
+def select_item(item: Item, duration: float, selectors: list[Selector], ks: list[int], selections: Store,
+                errors: dict) -> None:
+    """Every selector and budget the item still lacks; each selection stored as it is made."""
+    for sel in selectors:
+        for k in ks:
+            key = (sel.name, k, item.id)
+            if key in selections.rows:
+                continue
+            try:
+                chosen = sel.select(item, duration, k)
+            except VideoError as e:
+                errors[key] = f"{e.code}: {e.detail}"
+                continue
+            check_selection(sel, item, k, duration, chosen)
+            selections.add({"selector": sel.name, "k": k, "id": item.id, "timestamps_s": chosen.timestamps_s,
+                            **({"note": chosen.note} if chosen.note else {})})
+
+
+def load_clip_or_say(ctx: Context, selectors: list[Selector]) -> None:
+    """Load CLIP before any work, or say in one sentence why it does not load."""
+    names = [sel.name for sel in selectors if sel.uses_clip]
     try:
         ctx.similarity.model()
     except Exception as e:  # noqa: BLE001 - open_clip and the hub raise many types; we say which
         first = (str(e).strip().splitlines() or [""])[0][:200]
-        raise EvalError(f"{', '.join(names)} need the open_clip model {ctx.clip.model} ({ctx.clip.pretrained}), "
+        raise EvalError(f"the CLIP selectors ({', '.join(names)}) need the open_clip model {ctx.clip.model} ({ctx.clip.pretrained}), "
                         f"which could not be loaded ({type(e).__name__}: {first}); pass --clip-pretrained with "
                         "a local checkpoint or a cached tag (--clip-pretrained none: random weights, a smoke test only)"
                         ) from None

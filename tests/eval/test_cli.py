@@ -47,6 +47,8 @@ def test_what_to_change_is_one_line(needle_set, tmp_path):
         (["--selectors", "uniform", "--vlm-base-url", f"http://127.0.0.1:{free_port()}/v1", "--vlm-model", "m"],
          "the VLM endpoint http://127.0.0.1:"),
         (["--selectors", "uniform", "--vlm-base-url", "http://127.0.0.1:9/v1"], "--vlm-model is not set"),
+        (["--selectors", "uniform,bolt"],  # SigLIP's tokenizer comes from the hub, which is offline here
+         "the CLIP selectors (bolt) need the open_clip model ViT-B-16-SigLIP (webli), which could not be loaded"),
     ]
     for extra, message in cases:
         proc = peakclips("eval", bench, "--format", "needle", "--output", str(tmp_path / "e"), *extra, timeout=60)
