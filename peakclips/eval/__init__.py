@@ -7,6 +7,7 @@
     vlm.py          an OpenAI-compatible VLM answers from the k frames (accuracy)
     harness.py      the command: runs every (selector, k, item) once, resumably
     report.py       metrics, results.json, results.md and the plot
+    cli.py          the two subcommands' arguments (registered by peakclips/cli.py)
 
 Reads videos and annotation files; never imported by the pipeline stages or the trainer.
 """
