@@ -70,7 +70,7 @@ def run_ours(video: Path, breakdown: bool = False, preset: str | None = None) ->
 def run_naive(video: Path) -> dict:
     """The naive sequence; returns summed wall/CPU and max RSS over its processes."""
     from peakclips.config import FramesConfig
-    from peakclips.stages.frames import midpoints
+    from peakclips.spans import midpoints
     from peakclips.video import fit_size, probe, x264_params
 
     cfg, info = FramesConfig(), probe(str(video))

@@ -16,8 +16,10 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from peakclips.errors import UserError
 
-class ConfigError(ValueError):
+
+class ConfigError(UserError):
     """A config file or override that cannot be used; the message says what to change."""
 
 
@@ -187,12 +189,6 @@ class HighlightsConfig(Strict):
     filters: FiltersConfig = Field(default_factory=FiltersConfig)
 
 
-class ShardConfig(Strict):
-    """Stage 7: how samples are written."""
-
-    candidates_format: Literal["mp4"] = "mp4"
-
-
 class RayConfig(Strict):
     address: str | None = None
     """None = RAY_ADDRESS from the environment, else a local Ray instance."""
@@ -211,7 +207,6 @@ class RunConfig(Strict):
     annotator: AnnotatorConfig = Field(default_factory=AnnotatorConfig)
     clip: ClipConfig = Field(default_factory=ClipConfig)
     highlights: HighlightsConfig = Field(default_factory=HighlightsConfig)
-    shard: ShardConfig = Field(default_factory=ShardConfig)
     ray: RayConfig = Field(default_factory=RayConfig)
 
     @model_validator(mode="after")

@@ -15,8 +15,10 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from peakclips.errors import UserError
 
-class ManifestError(ValueError):
+
+class ManifestError(UserError):
     """The manifest cannot be used; the message names the file and line."""
 
 

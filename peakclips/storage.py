@@ -14,6 +14,9 @@ import uuid
 import fsspec
 from fsspec.implementations.local import LocalFileSystem
 
+TEMP_MARK = ".tmp-"
+"""Temporaries are named `<final name>.tmp-<id>`: a killed writer's leftovers are found by it."""
+
 
 def fs_and_path(uri: str):
     fs, path = fsspec.core.url_to_fs(uri)
@@ -39,7 +42,7 @@ def write_atomic(uri: str, data: bytes) -> None:
     fs, path = fs_and_path(uri)
     parent = path.rsplit("/", 1)[0]
     fs.makedirs(parent, exist_ok=True)
-    tmp = f"{path}.tmp-{uuid.uuid4().hex[:8]}"
+    tmp = f"{path}{TEMP_MARK}{uuid.uuid4().hex[:8]}"
     with fs.open(tmp, "wb") as f:
         f.write(data)
     fs.mv(tmp, path)
@@ -50,7 +53,7 @@ def upload_atomic(local_path: str, uri: str) -> None:
     fs, path = fs_and_path(uri)
     parent = path.rsplit("/", 1)[0]
     fs.makedirs(parent, exist_ok=True)
-    tmp = f"{path}.tmp-{uuid.uuid4().hex[:8]}"
+    tmp = f"{path}{TEMP_MARK}{uuid.uuid4().hex[:8]}"
     fs.put_file(local_path, tmp)
     fs.mv(tmp, path)
 

@@ -278,12 +278,6 @@ def encode_jpeg(img: np.ndarray, quality: int = 90) -> bytes:
     return buf.getvalue()
 
 
-def decode_jpeg(data: bytes) -> np.ndarray:
-    from PIL import Image
-
-    return np.asarray(Image.open(io.BytesIO(data)).convert("RGB"))
-
-
 # x264 settings for every stored frame stream. `mbtree=0`: with macroblock-tree rate control and
 # B-frames, x264 (the build PyAV ships) gives different bytes for identical input once the
 # process has encoded a few streams (Ray reuses worker processes), so shards would not be
@@ -338,15 +332,6 @@ class Mp4Writer:
         self._out.mux(self._stream.encode(None))
         self._out.close()
         return self._buf.getvalue()
-
-
-def encode_mp4(frames: list[np.ndarray], crf: int = 23) -> bytes:
-    """Encode equally sized RGB frames as a short H.264 stream (see `Mp4Writer`)."""
-    h, w = frames[0].shape[:2]
-    writer = Mp4Writer(w, h, crf)
-    for img in frames:
-        writer.add(img)
-    return writer.finish()
 
 
 def decode_mp4(data: bytes) -> list[np.ndarray]:

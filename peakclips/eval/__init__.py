@@ -7,11 +7,14 @@
     vlm.py          an OpenAI-compatible VLM answers from the k frames (accuracy)
     harness.py      the command: runs every (selector, k, item) once, resumably
     report.py       metrics, results.json, results.md and the plot
-    cli.py          the two subcommands' arguments (registered by peakclips/cli.py)
+    arguments.py    the two subcommands' arguments (peakclips/cli.py runs them and prints)
 
-Reads videos and annotation files; never imported by the pipeline stages or the trainer.
+It sits beside the driver: it runs the pipeline (the data engine as a selector), reads the shards,
+runs trained selectors; only peakclips/cli.py imports it (tests/test_import_direction.py).
 """
 
+from peakclips.errors import UserError
 
-class EvalError(ValueError):
+
+class EvalError(UserError):
     """A usage or input error of `peakclips eval` / `make-needle`; the message says what to change."""

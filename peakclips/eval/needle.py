@@ -192,13 +192,3 @@ def parse_size(text: str) -> tuple[int, int]:
     except ValueError:
         raise EvalError(f"--size expects WIDTHxHEIGHT, e.g. 320x180, got {text!r}") from None
     return w, h
-
-
-def make_needle_command(out: str, videos: int, duration_s: float, seed: int, fps: int, size: str,
-                        needle_s: float) -> int:
-    items = make_needle(out, videos, duration_s, seed, fps, parse_size(size), needle_s)
-    hours = sum(x["duration_s"] for x in items) / 3600
-    print(f"wrote {len(items)} videos ({hours:.2f} h), {out}/benchmark.jsonl and {out}/manifest.jsonl; "
-          f"evaluate with: peakclips eval {out}/benchmark.jsonl --format needle ...")
-    return 0
-

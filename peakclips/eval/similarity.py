@@ -3,7 +3,7 @@
 A video's candidate frames are taken as `peakclips select` takes them (the frames shown at the
 midpoints of T equal slices of the video, T = `--candidates`, 256 by default as in K-frames; BOLT
 and AKS sample 1 frame per second instead, which for videos shorter than 256 s is denser). Each
-is embedded once with the project's open_clip model and encoders (the clipscore stage's), and the
+is embedded once with the project's open_clip model and encoders (peakclips/clipmodel.py), and the
 question's text embedding is compared with all of them by cosine. Frame embeddings are cached on
 disk per video file and CLIP setting (OUTPUT/cache/clip/), so a re-run or another budget costs no
 decoding; a video shorter than T frames keeps each distinct frame once.
@@ -31,12 +31,11 @@ class Similarity:
         self._curves: dict[str, tuple[np.ndarray, np.ndarray]] = {}
 
     def model(self):
-        """The open_clip model, loaded once (through the clipscore stage's loader and encoders)."""
+        """The open_clip model, loaded once (peakclips/clipmodel.py, as the clipscore stage loads it)."""
         if self._model is None:
-            # TODO(issue 16): peakclips.clipmodel.ClipModel once main has it.
-            from peakclips.stages.clipscore import ClipScore
+            from peakclips.clipmodel import ClipModel
 
-            self._model = ClipScore(self.cfg, use_clip=True)
+            self._model = ClipModel(self.cfg)
         return self._model
 
     def curve(self, item: Item, frames_needed: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -61,8 +60,7 @@ class Similarity:
             with np.load(path) as z:
                 found = z["times"], z["embeddings"]
         else:
-            # TODO(issue 16): peakclips.commands.select.candidate_frames once main has it.
-            from peakclips.train.select import candidate_frames
+            from peakclips.commands.select import candidate_frames
 
             frames, times, _ = candidate_frames(video, self.candidates)
             keep = [i for i in range(len(times)) if i == 0 or times[i] != times[i - 1]]

@@ -96,8 +96,7 @@ class Answerer:
     def answer(self, item: Item, duration_s: float, selections: list[list[float]]) -> list[dict | Exception]:
         """For each selection (timestamps), {reply, prediction, correct} or the error it met.
         The item's video is decoded once for all of them."""
-        # TODO(issue 16): peakclips.frametimes (the frame shown at t) once main has it.
-        from peakclips.keyframes import frames_from_video
+        from peakclips.commands.frames import frames_from_video  # the frame shown at each time
         from peakclips.video import encode_jpeg
 
         wanted = sorted({t for times in selections for t in times})

@@ -17,8 +17,9 @@ import io
 from pathlib import Path
 
 from peakclips import __version__, storage
+from peakclips.dataset import iter_samples, load_index
 from peakclips.report import plots
-from peakclips.shards import complete_shards, iter_samples, load_index
+from peakclips.shards import complete_shards
 from peakclips.stats import dataset_stats
 
 THUMBNAILS = 16

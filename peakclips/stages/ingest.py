@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 from urllib.parse import urljoin, urlsplit
 
-from peakclips import storage
+from peakclips import shards, storage
 from peakclips.config import IngestConfig
 from peakclips.errors import VideoError
 from peakclips.stages import Stage
@@ -153,7 +153,7 @@ class Ingest(Stage):
                 raise VideoError("empty_file", f"{path} is 0 bytes")
         elif scheme in ("http", "https"):
             suffix = Path(urlsplit(uri).path).suffix[:8] or ".bin"
-            path = storage.join(self.scratch, f"{row['shard_id']:06d}", row["key"] + suffix)
+            path = storage.join(shards.scratch_dir(self.scratch, row["shard_id"]), row["key"] + suffix)
             download(uri, path, self.cfg)
         else:
             raise VideoError("scheme_not_allowed", f"scheme '{scheme}' is not http, https or a local path")

@@ -15,7 +15,6 @@ from pydantic import Field, model_validator
 
 from peakclips.config import Strict, load_yaml_config
 
-Stage = Literal["sft1", "sft2", "rl"]
 STAGES: tuple[str, ...] = ("sft1", "sft2", "rl")
 PAPER_LR = {"sft1": 1e-5, "sft2": 1e-5, "rl": 1e-6}  # K-frames implementation table
 

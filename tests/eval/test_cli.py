@@ -8,6 +8,8 @@ import socket
 import subprocess
 import sys
 
+import pytest
+
 from peakclips.cli import main
 from tests.conftest import REPO
 
@@ -48,8 +50,6 @@ def test_what_to_change_is_one_line(needle_set, tmp_path, capsys):
         (["--selectors", "uniform", "--vlm-base-url", f"http://127.0.0.1:{free_port()}/v1", "--vlm-model", "m"],
          "the VLM endpoint http://127.0.0.1:"),
         (["--selectors", "uniform", "--vlm-base-url", "http://127.0.0.1:9/v1"], "--vlm-model is not set"),
-        (["--selectors", "uniform,bolt"],  # SigLIP's tokenizer comes from the hub, which is offline here
-         "the CLIP selectors (bolt) need the open_clip model ViT-B-16-SigLIP (webli), which could not be loaded"),
     ]
     for extra, message in cases:  # in this process: the CLI's main, as the console script calls it
         code = main(["eval", bench, "--format", "needle", "--output", str(tmp_path / "e"), *extra])
@@ -58,3 +58,13 @@ def test_what_to_change_is_one_line(needle_set, tmp_path, capsys):
     proc = peakclips("eval", str(tmp_path / "none.json"), "--format", "mlvu", "--output", str(tmp_path / "e"))
     assert proc.returncode == 2 and "benchmark annotations not found" in proc.stderr
     assert proc.stderr.strip().count("\n") == 0 and "Traceback" not in proc.stderr
+
+
+@pytest.mark.model
+def test_clip_that_does_not_load_is_one_line(needle_set, tmp_path, capsys):
+    out, _ = needle_set  # SigLIP's tokenizer comes from the hub, which is offline here
+    code = main(["eval", str(out / "benchmark.jsonl"), "--format", "needle", "--output", str(tmp_path / "e"),
+                 "--selectors", "uniform,bolt"])
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1, err
+    assert "the CLIP selectors (bolt) need the open_clip model ViT-B-16-SigLIP (webli), which could not be loaded" in err

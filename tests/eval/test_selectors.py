@@ -95,6 +95,7 @@ def test_bad_selector_specs_say_what_is_valid(spec, message):
         build(spec, Context(output=None))
 
 
+@pytest.mark.model
 def test_clip_selectors_on_real_open_clip(needle_set, tmp_path):
     """ViT-B-32 with random weights (offline): the curve is real cosine similarity, so clip-topk
     takes its k best candidates, and every selector gives valid times; the embeddings are cached."""
@@ -112,7 +113,7 @@ def test_clip_selectors_on_real_open_clip(needle_set, tmp_path):
         build("aks", ctx).select(item, 24.0, 17)
 
 
-@pytest.mark.slow
+@pytest.mark.model
 def test_kframes_runs_peakclips_selects_code_path(needle_set, tmp_path):
     from peakclips.train import model
 

@@ -11,6 +11,9 @@ timestamps (seconds) inside [0, duration_s).
 | `kframes:CHECKPOINT` | kframes.py | a trained K-frames selector, through `peakclips select`'s code path |
 | `oracle` | oracle.py | clip2frame over the ground-truth windows: an upper bound and a check of the harness |
 
+The selectors that turn clips into frames (peakclips, kframes, oracle; uniform is clip2frame
+without clips) all go through `peakclips.clip2frame`, as `peakclips frames` and `select` do.
+
 A selector may do work once for all items first (`prepare`: the engine runs the pipeline there).
 A failure that belongs to one item (its video does not decode, it has no windows) raises
 `VideoError`; the harness records it on the item and goes on.
@@ -70,16 +73,6 @@ class Context:
         if self._similarity is None:
             self._similarity = Similarity(self.clip, self.candidates, self.output / "cache" / "clip")
         return self._similarity
-
-
-def frames_from_clips(clips: list[dict], duration_s: float, k: int, mode: str = "auto") -> list[float]:
-    """clip2frame (SPEC 2.2): k timestamps from clips {start_s, end_s, priority}; uniform without
-    clips. The one place the selectors call it."""
-    # TODO(issue 16): import from peakclips.clip2frame and return its `.times_s` once main has the
-    # module's new home.
-    from peakclips.train.clip2frame import clip2frame
-
-    return clip2frame(clips, duration_s, k, mode)
 
 
 def build(spec: str, ctx: Context) -> Selector:

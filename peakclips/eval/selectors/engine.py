@@ -22,8 +22,9 @@ import hashlib
 import json
 from pathlib import Path
 
+from peakclips.clip2frame import clip2frame
 from peakclips.eval.benchmarks import Item
-from peakclips.eval.selectors import Context, Selection, Selector, frames_from_clips
+from peakclips.eval.selectors import Context, Selection, Selector
 
 RELAXED = ["highlights.filters.dedup_queries=false", "highlights.filters.max_highlight_coverage=1.0",
            "highlights.filters.min_scenes=1", "highlights.filters.min_duration_s=0"]
@@ -69,8 +70,9 @@ class Engine(Selector):
         return {"pipeline_config_hash": self.cfg.hash()}
 
     def prepare(self, items: list[Item], durations: dict[str, float]) -> None:
+        from peakclips.dataset import iter_samples, load_index
         from peakclips.pipeline import run
-        from peakclips.shards import complete_shards, iter_samples, load_index
+        from peakclips.shards import complete_shards
 
         if not items:
             return
@@ -98,4 +100,4 @@ class Engine(Selector):
         if not clips:
             why = self.why_not.get(f"{video_id}/{query_id}") or self.why_not.get(video_id) or "not in the shards"
             note = f"no highlights ({why}): uniform frames"
-        return Selection(frames_from_clips(clips or [], duration_s, k), note)
+        return Selection(clip2frame(clips or [], duration_s, k).times_s, note)

@@ -7,9 +7,10 @@ scores what it claims (tests/eval/test_harness.py). Items without windows are er
 
 from __future__ import annotations
 
+from peakclips.clip2frame import clip2frame
 from peakclips.errors import VideoError
 from peakclips.eval.benchmarks import Item
-from peakclips.eval.selectors import Selection, Selector, frames_from_clips
+from peakclips.eval.selectors import Selection, Selector
 
 
 class Oracle(Selector):
@@ -19,4 +20,4 @@ class Oracle(Selector):
         if not item.windows_s:
             raise VideoError("no_windows", f"{item.id} has no ground-truth windows for the oracle")
         clips = [{"start_s": a, "end_s": b, "priority": "P1"} for a, b in item.windows_s]
-        return Selection(frames_from_clips(clips, duration_s, k, "focused"))
+        return Selection(clip2frame(clips, duration_s, k, "focused").times_s)

@@ -7,12 +7,13 @@ convention (clip2frame without clips), which never puts a frame on the first or 
 
 from __future__ import annotations
 
+from peakclips.clip2frame import clip2frame
 from peakclips.eval.benchmarks import Item
-from peakclips.eval.selectors import Selection, Selector, frames_from_clips
+from peakclips.eval.selectors import Selection, Selector
 
 
 class Uniform(Selector):
     name = "uniform"
 
     def select(self, item: Item, duration_s: float, k: int) -> Selection:
-        return Selection(frames_from_clips([], duration_s, k, "uniform"))
+        return Selection(clip2frame([], duration_s, k, "uniform").times_s)

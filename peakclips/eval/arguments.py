@@ -1,52 +1,36 @@
-"""The `peakclips make-needle` and `peakclips eval` subcommands (registered by peakclips/cli.py)."""
+"""The arguments of `peakclips make-needle` and `peakclips eval` (peakclips/cli.py registers the
+parsers, runs the commands and prints).
+"""
 
 from __future__ import annotations
 
-import sys
+from peakclips.eval import EvalError
+from peakclips.eval.harness import EvalSettings
 
 
-def cmd_make_needle(args) -> int:
-    from peakclips.eval import EvalError
-    from peakclips.eval.needle import make_needle_command
-
-    try:
-        return make_needle_command(args.out, args.videos, args.duration_s, args.seed, args.fps, args.size,
-                                   args.needle_s)
-    except EvalError as e:
-        print(f"peakclips make-needle: error: {e}", file=sys.stderr)
-        return 2
-
-
-def cmd_eval(args) -> int:
+def eval_settings(args) -> EvalSettings:
+    """The settings of one `peakclips eval` from its parsed arguments."""
     from peakclips.config import AnnotatorConfig, ClipConfig
-    from peakclips.eval import EvalError
-    from peakclips.eval.harness import EvalSettings, evaluate
 
     try:
         ks = [int(k) for k in args.k.split(",") if k.strip()]
     except ValueError:
-        print(f"peakclips eval: error: --k expects budgets like 8,16,32, got {args.k!r}", file=sys.stderr)
-        return 2
+        raise EvalError(f"--k expects budgets like 8,16,32, got {args.k!r}") from None
     vlm = None
     if args.vlm_base_url or args.vlm_model:
         vlm = AnnotatorConfig(backend="openai", base_url=args.vlm_base_url, model=args.vlm_model,
                               api_key_env=args.vlm_api_key_env, cache=args.vlm_cache, timeout_s=args.vlm_timeout)
-    pretrained = None if args.clip_pretrained.lower() == "none" else args.clip_pretrained
-    settings = EvalSettings(
+    return EvalSettings(
         benchmark=args.benchmark, format=args.format, selectors=[x.strip() for x in args.selectors.split(",") if x.strip()],
         ks=ks, output=args.output, videos=args.videos, limit=args.limit,
-        clip=ClipConfig(model=args.clip_model, pretrained=pretrained, batch_size=args.clip_batch_size),
+        clip=ClipConfig(model=args.clip_model, batch_size=args.clip_batch_size,
+                        pretrained=None if args.clip_pretrained.lower() == "none" else args.clip_pretrained),
         candidates=args.candidates, pipeline_config=args.pipeline_config, pipeline_overrides=args.set or [],
         vlm=vlm, image_size=args.vlm_image_size, force=args.force)
-    try:
-        evaluate(settings)
-    except EvalError as e:
-        print(f"peakclips eval: error: {e}", file=sys.stderr)
-        return 2
-    return 0
 
 
-def add_parsers(sub) -> None:
+def add_parsers(sub) -> tuple:
+    """Add the two subcommands' parsers to `sub`; returns them (make-needle, eval)."""
     from peakclips.eval.benchmarks import FORMATS
 
     n = sub.add_parser("make-needle", help="generate a needle-in-a-haystack benchmark offline (videos, manifest, "
@@ -61,7 +45,6 @@ def add_parsers(sub) -> None:
     n.add_argument("--fps", type=int, default=24, help="(default: %(default)s)")
     n.add_argument("--size", default="320x180", help="WIDTHxHEIGHT, even numbers (default: %(default)s)")
     n.add_argument("--needle-s", type=float, default=2.0, help="length of the needle clip (default: %(default)s)")
-    n.set_defaults(fn=cmd_make_needle)
 
     e = sub.add_parser("eval", help="compare keyframe selectors at fixed frame budgets (hit rate; accuracy with a VLM)",
                        description="Runs every selector at every budget on every question, resumably, and writes "
@@ -92,4 +75,4 @@ def add_parsers(sub) -> None:
     e.add_argument("--vlm-cache", help="SQLite reply cache (default: ~/.cache/peakclips/vlm.sqlite)")
     e.add_argument("--vlm-timeout", type=float, default=120.0, help="seconds per request (default: %(default)s)")
     e.add_argument("--vlm-image-size", type=int, default=448, help="longest side of the frames sent (default: %(default)s)")
-    e.set_defaults(fn=cmd_eval)
+    return n, e

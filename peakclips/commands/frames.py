@@ -5,29 +5,25 @@ or query was dropped), the tar gives the sample's JSON and its candidate frames.
 turns the query's highlight clips into k timestamps; with `--out` the k frames are written as
 JPEGs, decoded from the source video when it is given and readable (`--video`, or the
 `--manifest` the dataset was built from), else taken from the shard's T candidate frames
-(the candidate nearest in time to each timestamp).
+(the candidate nearest in time to each timestamp). `keyframes` returns the result as a dict;
+`format_keyframes` is the text the command prints without --json.
 """
 
 from __future__ import annotations
 
-import json
-import sys
 from pathlib import Path
 
 from peakclips import storage
-from peakclips.shards import complete_shards, iter_samples, read_index
-from peakclips.train.clip2frame import clip2frame
-
-
-class DatasetError(ValueError):
-    """A video or query that the dataset does not have; the message says why."""
+from peakclips.clip2frame import clip2frame
+from peakclips.dataset import iter_samples, read_index
+from peakclips.errors import DatasetError
+from peakclips.shards import complete_shards, index_path
 
 
 def find_sample(output: str, video_id: str) -> tuple[dict, bytes, dict[int, dict]]:
     """(sample, candidate MP4, index rows by query id) for `video_id`; DatasetError if not kept."""
     for name in complete_shards(output):
-        index = storage.join(output, name + ".parquet")
-        if not storage.exists(index):
+        if not storage.exists(index_path(output, name)):
             continue
         rows = [r for r in read_index(output, name).to_pylist() if r["video_id"] == video_id]
         if not rows:
@@ -55,34 +51,25 @@ def query_of(sample: dict, index_rows: dict[int, dict], query_id: int) -> dict:
 
 def frames_from_candidates(sample: dict, mp4: bytes, times: list[float]) -> tuple[list, list[float]]:
     """The candidate frame nearest in time to each timestamp, and that candidate's time."""
-    import numpy as np
-
+    from peakclips.frametimes import nearest
     from peakclips.video import decode_mp4
 
     frames = decode_mp4(mp4)
-    cand = np.asarray(sample["frame_times_s"][: len(frames)])
-    picks = [int(np.abs(cand - t).argmin()) for t in times]
+    cand = sample["frame_times_s"][: len(frames)]
+    picks = [nearest(cand, t) for t in times]
     return [frames[i] for i in picks], [float(cand[i]) for i in picks]
 
 
 def frames_from_video(uri: str, times: list[float]) -> list:
-    """The frame on screen at each time (the last frame with pts <= t), in one decode pass."""
+    """The frame shown at each (sorted) time (frametimes.frames_at), in one decode pass."""
     from peakclips.errors import VideoError
+    from peakclips.frametimes import frames_at
     from peakclips.video import iter_frames, to_rgb
 
-    out, held, i = [], None, 0
-    for decoded in iter_frames(uri):
-        if held is not None and i < len(times) and times[i] < decoded.time_s:
-            img = to_rgb(held)  # converted only when some timestamp shows it
-            while i < len(times) and times[i] < decoded.time_s:
-                out.append(img)
-                i += 1
-        if i == len(times):
-            break
-        held = decoded.frame
-    if held is None:
+    shown = frames_at(((d.time_s, d.frame) for d in iter_frames(uri)), times, convert=to_rgb)
+    if not shown:
         raise VideoError("no_frames", f"no frame decodes from {uri}")
-    return out + [to_rgb(held)] * (len(times) - len(out))
+    return [img for _, img in shown]
 
 
 def source_uri(video_id: str, video: str | None, manifest: str | None) -> str | None:
@@ -121,34 +108,33 @@ def write_frames(sample: dict, mp4: bytes, query_id: int, times: list[float], ou
     return info
 
 
-def frames_command(output: str, video_id: str, query_id: int, k: int, mode: str = "auto",
-                   background: float = 0.25, as_json: bool = False, out: str | None = None,
-                   video: str | None = None, manifest: str | None = None) -> int:
-    """`peakclips frames`: print the k timestamps (and write the frames with `out`)."""
-    try:
-        sample, mp4, index_rows = find_sample(output, video_id)
-        query = query_of(sample, index_rows, query_id)
-        times = clip2frame(query["highlights"], sample["duration_s"], k, mode, background=background)
-    except (DatasetError, ValueError) as e:
-        print(f"peakclips: error: {e}", file=sys.stderr)
-        return 2
-    if not query["highlights"] or mode == "auto":  # say which rule clip2frame applied
-        mode = "uniform" if not query["highlights"] else "focused" if k <= 8 else "hybrid"
+def keyframes(output: str, video_id: str, query_id: int, k: int, mode: str = "auto",
+              background: float = 0.25, out: str | None = None, video: str | None = None,
+              manifest: str | None = None) -> dict:
+    """The k timestamps of one query (and, with `out`, the frames written as JPEGs)."""
+    sample, mp4, index_rows = find_sample(output, video_id)
+    query = query_of(sample, index_rows, query_id)
+    chosen = clip2frame(query["highlights"], sample["duration_s"], k, mode, background=background)
     result = {"video_id": video_id, "key": sample["key"], "query_id": query_id, "query": query["query"],
-              "duration_s": sample["duration_s"], "k": k, "mode": mode,
+              "duration_s": sample["duration_s"], "k": k, "mode": chosen.mode,
               "highlights": [{k_: h[k_] for k_ in ("start_s", "end_s", "priority")} for h in query["highlights"]],
-              "timestamps_s": times}
+              "timestamps_s": chosen.times_s}
     if out:
-        result |= write_frames(sample, mp4, query_id, times, out, source_uri(video_id, video, manifest))
-    if as_json:
-        print(json.dumps(result, indent=2))
-        return 0
-    clips = ", ".join(f"{h['priority']} {h['start_s']:.2f}-{h['end_s']:.2f} s" for h in result["highlights"])
-    print(f"# {video_id} query {query_id}: {query['query']!r}; highlights: {clips}; k={k}, mode={mode}")
-    for t in times:
-        where = next((h["priority"] for h in query["highlights"] if h["start_s"] <= t < h["end_s"]), "background")
-        print(f"{t:.6f}\t{where}")
-    if out:
-        print(f"# {len(result['paths'])} frames from the {result['source']} in {out}"
-              + (f" ({result['note']})" if "note" in result else ""))
-    return 0
+        result |= {"out": out, **write_frames(sample, mp4, query_id, chosen.times_s, out,
+                                              source_uri(video_id, video, manifest))}
+    return result
+
+
+def format_keyframes(result: dict) -> str:
+    """A header line, one `time<TAB>P1|P2|background` line per timestamp, and where frames went."""
+    hl = result["highlights"]
+    clips = ", ".join(f"{h['priority']} {h['start_s']:.2f}-{h['end_s']:.2f} s" for h in hl)
+    lines = [f"# {result['video_id']} query {result['query_id']}: {result['query']!r}; highlights: {clips}; "
+             f"k={result['k']}, mode={result['mode']}"]
+    for t in result["timestamps_s"]:
+        where = next((h["priority"] for h in hl if h["start_s"] <= t < h["end_s"]), "background")
+        lines.append(f"{t:.6f}\t{where}")
+    if "out" in result:
+        lines.append(f"# {len(result['paths'])} frames from the {result['source']} in {result['out']}"
+                     + (f" ({result['note']})" if "note" in result else ""))
+    return "\n".join(lines)
