@@ -12,7 +12,7 @@ sentence on stderr, no traceback). Programming errors keep their traceback.
     peakclips report DIR [--out FOLDER] [--max-videos N]
     peakclips annotator-eval DIR [--reference-dir DIR] [--json PATH]
     peakclips scenes VIDEO [--detector NAME] [--json] [--frames-dir DIR] [--config YAML] [--set k=v ...]
-    peakclips frames DIR --video-id ID --query N --k K [--mode M] [--json] [--out DIR]
+    peakclips frames DIR --video-id ID --query N --k K [--mode M] [--json] [--out DIR] [--video URI | --manifest PATH [--config YAML]]
     peakclips calibrate-clip DIR [--config YAML] [--set k=v ...] [--json]
     peakclips select VIDEO --query "..." --k K --checkpoint DIR
     peakclips make-needle OUT [--videos N] [--duration-s D] [--seed S]
@@ -34,6 +34,7 @@ from peakclips.errors import UserError, VideoError
 def cmd_run(args) -> int:
     from peakclips.config import load_config
     from peakclips.pipeline import run
+    from peakclips.storage import output_errors
     from peakclips.terminal import StoppedWatch, detach_stdin
 
     cfg = load_config(args.config, args.set or [])
@@ -41,7 +42,7 @@ def cmd_run(args) -> int:
     # Nothing this run starts may inherit the user's terminal (peakclips/terminal.py); should a
     # process still end up stopped by it, the watch ends the run with one sentence.
     detach_stdin()
-    with StoppedWatch(on_stopped=lambda _: _thread.interrupt_main()) as watch:
+    with StoppedWatch(on_stopped=lambda _: _thread.interrupt_main()) as watch, output_errors(output):
         try:
             run(cfg, args.manifest, output, args.shards, args.force)
         except KeyboardInterrupt:
@@ -112,10 +113,13 @@ def cmd_scenes(args) -> int:
     try:
         report, out = scenes_report(args.video, cfg)
     except VideoError as e:  # the finding: the pipeline would reject this video, with this code
+        from peakclips.redact import redact_text, redact_uri
+
+        shown, detail = redact_uri(args.video), redact_text(e.detail)
         if args.json:
-            print(json.dumps({"video": args.video, "error": e.code, "detail": e.detail}))
+            print(json.dumps({"video": shown, "error": e.code, "detail": detail}))
         else:
-            print(f"peakclips: {args.video}: {e.code}: {e.detail}", file=sys.stderr)
+            print(f"peakclips: {shown}: {e.code}: {detail}", file=sys.stderr)
         return 1
     written = write_frames(out, args.frames_dir) if args.frames_dir else 0
     print(json.dumps(report, indent=2) if args.json else format_report(report))
@@ -126,9 +130,11 @@ def cmd_scenes(args) -> int:
 
 def cmd_frames(args) -> int:
     from peakclips.commands.frames import format_keyframes, keyframes
+    from peakclips.config import load_config
 
+    ingest = load_config(args.config).ingest if args.config else None
     result = keyframes(args.output_dir, args.video_id, args.query, args.k, args.mode, args.background,
-                       args.out, args.video, args.manifest)
+                       args.out, args.video, args.manifest, ingest)
     print(json.dumps(result, indent=2) if args.json else format_keyframes(result))
     return 0
 
@@ -256,7 +262,10 @@ def build_parser() -> argparse.ArgumentParser:
     f.add_argument("--out", metavar="DIR", help="also write the k frames as JPEGs into DIR")
     f.add_argument("--video", metavar="URI", help="source video to take the frames from (default: the "
                    "shard's candidate frames, nearest in time)")
-    f.add_argument("--manifest", help="manifest the dataset was built from: its uri is the source video")
+    f.add_argument("--manifest", help="manifest the dataset was built from: its uri is the source video, "
+                   "checked as ingest checks it")
+    f.add_argument("--config", help="pipeline YAML whose ingest section checks the manifest's uri "
+                   "(default: local files under the manifest's folder; URLs with the default caps)")
     f.set_defaults(fn=cmd_frames)
 
     c = sub.add_parser("calibrate-clip", help="measure clip.alpha and clip.beta for a CLIP model on a built dataset",
@@ -291,7 +300,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.fn(args)
-    except UserError as e:
+    except (UserError, OSError) as e:  # OSError: a file named on the command line (one sentence)
         print(f"peakclips: error: {e}", file=sys.stderr)
         return 2
 

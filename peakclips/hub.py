@@ -17,6 +17,7 @@ network at all. Reads finished shards only.
 
 from __future__ import annotations
 
+import html
 import os
 import re
 import shutil
@@ -60,6 +61,21 @@ def hub_license(text: str | None) -> str:
     return lid if lid in HUB_LICENSES else "other"
 
 
+MD_SPECIAL = re.compile(r"[\\`*_{}\[\]()#+!|~]")  # what Markdown reads as syntax inside a cell
+
+
+def md_cell(text: str, limit: int = 200) -> str:
+    r"""Manifest text as one cell of a Markdown table: one line, at most `limit` characters, no
+    table syntax, markup or HTML (a `|` would add columns, a newline rows, `<script>`, links or
+    images would render).
+
+    >>> print(md_cell("a|b\n*c* <img src=x> [x](y)"))
+    a\|b \*c\* &lt;img src=x&gt; \[x\]\(y\)
+    """
+    text = html.escape(" ".join(text.split())[:limit], quote=False)
+    return MD_SPECIAL.sub(r"\\\g<0>", text)
+
+
 def size_category(n: int) -> str:
     return next((label for bound, label in SIZES if n < bound), "n>1B")
 
@@ -92,7 +108,7 @@ def build_card(output: str, repo_id: str):
     first = read_stats(output, complete_shards(output)[0])
     drops = sorted({**stats["video_drop_reasons"],
                     **{f"query:{k}": n for k, n in stats["query_drop_reasons"].items()}}.items())
-    top = [{"source": s, "license": lic, "videos": n} for (s, lic), n in sources.most_common(30)]
+    top = [{"source": md_cell(s), "license": md_cell(lic), "videos": n} for (s, lic), n in sources.most_common(30)]
     card = DatasetCard.from_template(
         data, template_path=str(TEMPLATE), pretty_name=pretty_name(repo_id), repo_id=repo_id, s=stats,
         sources=top, more_sources=max(0, len(sources) - len(top)), drops=drops, config=first.config,

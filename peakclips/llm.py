@@ -25,6 +25,7 @@ from pydantic import BaseModel, ValidationError
 
 from peakclips.config import AnnotatorConfig
 from peakclips.errors import VideoError
+from peakclips.redact import redact_uri
 
 BUSY_TIMEOUT_S = 60.0  # a writer waits this long for another process's write to finish
 
@@ -293,15 +294,16 @@ def preflight(cfg: AnnotatorConfig, timeout_s: float = 3.0, who: str = "annotato
     if not cfg.model:
         raise ConfigError(f"{model_key} is not set: set it to the model name your server serves.")
     client = openai.OpenAI(base_url=url, api_key=api_key(cfg), timeout=timeout_s, max_retries=0)
+    shown = redact_uri(url)  # a base_url may carry user:password@ or ?api-key=
     try:
         client.models.list()
     except openai.AuthenticationError:
         raise ConfigError(
-            f"the {who} endpoint {url} rejected the API key: set {cfg.api_key_env}."
+            f"the {who} endpoint {shown} rejected the API key: set {cfg.api_key_env}."
         ) from None
     except (openai.APIConnectionError, openai.APITimeoutError):
         raise ConfigError(
-            f"the {who} endpoint {url} is not reachable: start the server or set "
+            f"the {who} endpoint {shown} is not reachable: start the server or set "
             f"{url_key} / OPENAI_BASE_URL to one that is."
         ) from None
     except openai.APIStatusError:

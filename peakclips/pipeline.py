@@ -25,8 +25,9 @@ from pathlib import Path
 from typing import Any, Literal
 
 from peakclips import storage
-from peakclips.config import OPERATIONAL_KEYS, ConfigError, RunConfig
+from peakclips.config import ConfigError, RunConfig, public_name, published_config
 from peakclips.manifest import num_shards, parse_shards, plan_tasks, read_manifest
+from peakclips.redact import hide_paths
 from peakclips.resume import fingerprint, prepare, resume_key
 from peakclips.schema import RunInfo, ShardStats
 from peakclips.shards import is_complete, staging_root
@@ -58,12 +59,13 @@ def run_info(cfg: RunConfig, clip_note: str | None, scratch: str) -> RunInfo:
         "annotator": {"backend": cfg.annotator.backend,
                       "model": cfg.annotator.model if cfg.annotator.backend == "openai" else None,
                       "prompts": prompts},
-        "clip_model": {"model": cfg.clip.model, "pretrained": cfg.clip.pretrained, "used": clip_note is None,
+        "clip_model": {"model": public_name(cfg.clip.model), "pretrained": public_name(cfg.clip.pretrained),
+                       "used": clip_note is None,
                        "reduce": cfg.clip.reduce, "alpha": cfg.clip.alpha, "beta": cfg.clip.beta},
-        "clip_note": clip_note,
+        "clip_note": hide_paths(clip_note) if clip_note else None,
         "llm_price": price.model_dump() if (price := cfg.annotator.prices.get(cfg.annotator.model or "")) else None,
         "config_hash": cfg.hash(extra=references),
-        "config": cfg.model_dump(mode="json", exclude=OPERATIONAL_KEYS),
+        "config": published_config(cfg),
         "scratch": scratch,
     })
     return info.model_copy(update={"fingerprint": fingerprint(info)})
@@ -230,6 +232,7 @@ def run(cfg: RunConfig, manifest: str, output: str, shards: str | None = None, f
         log(f"all {len(selected)} selected shard(s) already complete in {output}; nothing to do "
             "(use --force to rebuild)")
         return summary
+    storage.check_writable(output, *([cfg.ingest.scratch] if cfg.ingest.scratch else []))
     clip_note = preflight(cfg)
     if clip_note:
         log(f"CLIP off for this run: {clip_note}")
@@ -257,6 +260,8 @@ def run(cfg: RunConfig, manifest: str, output: str, shards: str | None = None, f
     pending = [finalize.remote(output, s, expected[s], info) for s in todo if len(staged[s]) == len(expected[s])]
     if todo_tasks:
         for row in build_dataset(todo_tasks, cfg, output, info).iter_rows():
+            if row["storage_fault"]:  # the disk is full or read-only: every next row would meet it
+                raise storage.storage_fault_error(output, row["storage_fault"])
             shard, done = row["shard_id"], staged[row["shard_id"]]
             if row["index"] in done:
                 continue

@@ -30,8 +30,14 @@ TAR_MTIME = 0
 """Every tar member's mtime: fixed, so the same inputs give byte-identical tars."""
 MEMBER_SUFFIXES = ("json", "mp4")
 """The members of each sample in a tar, in this order: `KEY.json` then `KEY.mp4`."""
-KEY_RE = re.compile(r"[A-Za-z0-9_-]+")
-"""A sample key: safe as a file name and as a WebDataset key (no dots)."""
+KEY_RE = re.compile(r"[A-Za-z0-9_-]{1,256}")
+"""A sample key: safe as a file name and as a WebDataset key (no dots); manifest.safe_key makes
+them (at most 120 characters plus a `-N` suffix)."""
+
+
+def is_safe_key(key: str) -> bool:
+    """Readers check keys they did not make (a `/` or `..` would leave the folder they write to)."""
+    return KEY_RE.fullmatch(key) is not None
 
 
 def shard_name(shard: int | str) -> str:

@@ -17,7 +17,6 @@ Readers never unpickle anything.
 
 from __future__ import annotations
 
-import io
 import json
 import tarfile
 from collections import Counter
@@ -25,24 +24,28 @@ from collections import Counter
 from pydantic import ValidationError
 
 from peakclips import shards, storage
-from peakclips.dataset import read_index
+from peakclips.dataset import MAX_STATS_BYTES, read_index, read_member
+from peakclips.errors import InputError
 from peakclips.schema import INDEX_COLUMNS, SCHEMA_VERSION, Sample, ShardStats
 
 MEMBER_SUFFIXES = set(shards.MEMBER_SUFFIXES)
 
 
-def read_tar(data: bytes, name: str, defects: list[str]) -> dict[str, dict[str, bytes]]:
-    """Samples in tar order: key -> {suffix: bytes}."""
+def read_tar(f, name: str, defects: list[str]) -> dict[str, dict[str, bytes]]:
+    """Samples in tar order: key -> {suffix: bytes}, from the open tar file `f` (never read whole;
+    a member is read only within `shards.read_member`'s bounds)."""
     samples: dict[str, dict[str, bytes]] = {}
     last = None
-    with tarfile.open(fileobj=io.BytesIO(data)) as tar:
+    with tarfile.open(fileobj=f, mode="r:") as tar:
         for m in tar.getmembers():
-            if not m.isfile():
-                defects.append(f"{name}: member {m.name} is not a regular file")
-                continue
             key, _, suffix = m.name.partition(".")
-            if not shards.KEY_RE.fullmatch(key) or suffix not in MEMBER_SUFFIXES:
+            if not shards.is_safe_key(key) or suffix not in MEMBER_SUFFIXES:
                 defects.append(f"{name}: bad member name {m.name!r}")
+                continue
+            try:
+                data = read_member(tar, m)
+            except InputError as e:
+                defects.append(f"{name}: {e}")
                 continue
             if key in samples and key != last:
                 defects.append(f"{name}: members of {key} are not adjacent")
@@ -50,7 +53,7 @@ def read_tar(data: bytes, name: str, defects: list[str]) -> dict[str, dict[str, 
                 defects.append(f"{name}: duplicate member {m.name}")
             if m.mtime != shards.TAR_MTIME:
                 defects.append(f"{name}: {m.name} has mtime {m.mtime}, not the fixed {shards.TAR_MTIME}")
-            samples.setdefault(key, {})[suffix] = tar.extractfile(m).read()
+            samples.setdefault(key, {})[suffix] = data
             last = key
     return samples
 
@@ -114,7 +117,7 @@ def check_index_and_stats(name: str, rows: list[dict], samples: dict[str, Sample
 
 def verify_shard(output: str, name: str, decode_frames: bool = True) -> tuple[list[str], set[frozenset]]:
     """(defects, the member sets its samples have)."""
-    from peakclips.video import decode_mp4
+    from peakclips.video import count_mp4_frames
 
     if not shards.is_complete(output, name):
         return [f"{name}: no {name}_stats.json (shard incomplete)"], set()
@@ -123,10 +126,21 @@ def verify_shard(output: str, name: str, decode_frames: bool = True) -> tuple[li
             return [f"{name}: {path.rsplit('/', 1)[-1]} missing"], set()
     defects: list[str] = []
     try:
-        stats = ShardStats.model_validate_json(storage.read_bytes(shards.stats_path(output, name)))
+        stats = ShardStats.model_validate_json(storage.read_bytes(shards.stats_path(output, name), MAX_STATS_BYTES))
     except ValidationError as e:
         return [f"{name}: {name}_stats.json fails the schema: {e.errors()[0]['loc']}: {e.errors()[0]['msg']}"], set()
-    members = read_tar(storage.read_bytes(shards.tar_path(output, name)), name, defects)
+    except InputError as e:  # larger than any stats file we write
+        return [f"{name}: {e}"], set()
+    try:
+        table = read_index(output, name)
+    except (InputError, ValueError) as e:  # too large, not Parquet
+        return [f"{name}: {e}"], set()
+    fs, path = storage.fs_and_path(shards.tar_path(output, name))
+    try:
+        with fs.open(path, "rb") as f:
+            members = read_tar(f, name, defects)
+    except tarfile.TarError as e:
+        return defects + [f"{name}: {name}.tar is not a readable tar ({e})"], set()
     samples: dict[str, Sample] = {}
     for key, parts in members.items():
         if set(parts) != MEMBER_SUFFIXES:
@@ -140,13 +154,12 @@ def verify_shard(output: str, name: str, decode_frames: bool = True) -> tuple[li
         defects += check_sample(name, key, sample, stats)
         if decode_frames:
             try:
-                n = len(decode_mp4(parts["mp4"]))
+                n = count_mp4_frames(parts["mp4"])
             except Exception as e:  # noqa: BLE001 - any decoder failure is the defect we report
                 defects.append(f"{name}: {key}.mp4 does not decode: {e}")
                 continue
             if n != len(sample.frame_times_s):
                 defects.append(f"{name}: {key}.mp4 has {n} frames, frame_times_s has {len(sample.frame_times_s)}")
-    table = read_index(output, name)
     if table.column_names != list(INDEX_COLUMNS):
         return defects + [f"{name}: index columns differ from the schema"], set()
     if len(samples) == len(members):  # cross-checks only make sense on readable samples

@@ -139,3 +139,16 @@ def write_dataset(output: Path, videos: list[tuple[dict, bytes | None]], run: Ru
     for shard_id, indices in sorted(by_shard.items()):
         finalize_shard(str(output), shard_id, sorted(indices), run)
     return output
+def one_sample_dataset(folder: Path, doc: dict, mp4: bytes, members=None) -> Path:
+    """A dataset folder of one complete shard holding one synthetic sample (tests/train/shards.py),
+    written by the real writer; with `members`, its tar is then replaced by a tar of those
+    (TarInfo, bytes): a hostile tar beside a valid index and `_stats.json`."""
+    from tests.train.shards import write_shard
+
+    folder.mkdir(parents=True, exist_ok=True)
+    write_shard(folder / "peakclips-000000.tar", [(doc, mp4)])
+    if members is not None:
+        with tarfile.open(folder / "peakclips-000000.tar", "w", format=tarfile.PAX_FORMAT) as tar:
+            for info, data in members:
+                tar.addfile(info, io.BytesIO(data))
+    return folder

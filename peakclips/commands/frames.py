@@ -17,7 +17,7 @@ from peakclips import storage
 from peakclips.clip2frame import clip2frame
 from peakclips.dataset import iter_samples, read_index
 from peakclips.errors import DatasetError
-from peakclips.shards import complete_shards, index_path
+from peakclips.shards import complete_shards, index_path, is_safe_key
 
 
 def find_sample(output: str, video_id: str) -> tuple[dict, bytes, dict[int, dict]]:
@@ -82,20 +82,38 @@ def source_uri(video_id: str, video: str | None, manifest: str | None) -> str | 
     return None
 
 
+def frames_from_source(uri: str, times: list[float], from_manifest: bool, ingest) -> list:
+    """Frames from the source video. A manifest's URI is untrusted input: it goes through
+    ingest's checks (`fetch.fetch`: allowed roots, address checks, download caps) into
+    a temporary folder; a `--video` the user typed is opened as given (single-file media only)."""
+    import tempfile
+
+    if not from_manifest:
+        return frames_from_video(uri, times)
+    from peakclips.fetch import fetch
+
+    with tempfile.TemporaryDirectory(prefix="peakclips-frames-") as scratch:
+        return frames_from_video(fetch(uri, ingest, scratch, "source"), times)
+
+
 def write_frames(sample: dict, mp4: bytes, query_id: int, times: list[float], out: str,
-                 uri: str | None) -> dict:
-    """Write the frames as JPEGs; returns where they came from and their paths."""
+                 uri: str | None, from_manifest: bool = False, ingest=None) -> dict:
+    """Write the frames as JPEGs into `out` (and nowhere else); returns where they came from
+    and their paths."""
     from peakclips.errors import VideoError
+    from peakclips.redact import redact_text, redact_uri
     from peakclips.video import encode_jpeg
 
+    if not is_safe_key(sample["key"]):  # file names are made from it: a '/' would leave `out`
+        raise DatasetError(f"the shard's sample key {sample['key'][:80]!r} is not a safe file name")
     info: dict = {"source": "candidates"}
     images = None
     if uri:
         try:
-            images = frames_from_video(uri, times)
-            info = {"source": "video", "video": uri}
+            images = frames_from_source(uri, times, from_manifest, ingest)
+            info = {"source": "video", "video": redact_uri(uri)}
         except VideoError as e:
-            info["note"] = f"source video not readable ({e.code}: {e.detail[:200]}); used the candidate frames"
+            info["note"] = f"source video not readable ({e.code}: {redact_text(e.detail)[:200]}); used the candidate frames"
     if images is None:
         images, info["candidate_times_s"] = frames_from_candidates(sample, mp4, times)
     folder = Path(out)
@@ -110,8 +128,13 @@ def write_frames(sample: dict, mp4: bytes, query_id: int, times: list[float], ou
 
 def keyframes(output: str, video_id: str, query_id: int, k: int, mode: str = "auto",
               background: float = 0.25, out: str | None = None, video: str | None = None,
-              manifest: str | None = None) -> dict:
-    """The k timestamps of one query (and, with `out`, the frames written as JPEGs)."""
+              manifest: str | None = None, ingest=None) -> dict:
+    """The k timestamps of one query (and, with `out`, the frames written as JPEGs). `ingest` (an
+    IngestConfig) checks a `manifest`'s URI; default: local files under the manifest's folder."""
+    if manifest and ingest is None:
+        from peakclips.config import IngestConfig
+
+        ingest = IngestConfig(allowed_roots=[str(Path(manifest).resolve().parent)])
     sample, mp4, index_rows = find_sample(output, video_id)
     query = query_of(sample, index_rows, query_id)
     chosen = clip2frame(query["highlights"], sample["duration_s"], k, mode, background=background)
@@ -121,7 +144,8 @@ def keyframes(output: str, video_id: str, query_id: int, k: int, mode: str = "au
               "timestamps_s": chosen.times_s}
     if out:
         result |= {"out": out, **write_frames(sample, mp4, query_id, chosen.times_s, out,
-                                              source_uri(video_id, video, manifest))}
+                                              source_uri(video_id, video, manifest),
+                                              from_manifest=not video and bool(manifest), ingest=ingest)}
     return result
 
 

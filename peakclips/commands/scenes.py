@@ -15,6 +15,7 @@ from pathlib import Path
 
 from peakclips.config import RunConfig
 from peakclips.errors import VideoError
+from peakclips.redact import redact_uri
 
 
 def scenes_report(video: str, cfg: RunConfig):
@@ -33,7 +34,7 @@ def scenes_report(video: str, cfg: RunConfig):
     except VideoError as e:
         raise VideoError(f"scenes:{e.code}", e.detail) from None
     report = {
-        "video": video,
+        "video": redact_uri(video),
         "probe": asdict(info),
         "detector": cfg.scenes.detector,
         "duration_s": round(out.duration_s, 4),

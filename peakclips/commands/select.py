@@ -77,8 +77,11 @@ def select(video: str, query: str, k: int, checkpoint: str, mode: str = "auto",
            max_new_tokens: int = 512) -> dict:
     """k timestamps for `query` on `video`, with the clips they came from and how. An answer
     that does not parse falls back to uniform frames (`fallback`, `fallback_reason`)."""
+    from peakclips.redact import redact_uri
+
     predicted = TrainedSelector(checkpoint).predict(video, query, max_new_tokens)
     chosen = clip2frame(predicted["clips"], predicted["duration_s"], k, mode)
-    return {"video": video, "query": query, "k": k, "duration_s": predicted["duration_s"], "mode": chosen.mode,
-            "timestamps": chosen.times_s, "clips": predicted["clips"], "fallback": predicted["error"] is not None,
-            "fallback_reason": predicted["error"], "answer": predicted["answer"]}
+    return {"video": redact_uri(video), "query": query, "k": k, "duration_s": predicted["duration_s"],
+            "mode": chosen.mode, "timestamps": chosen.times_s, "clips": predicted["clips"],
+            "fallback": predicted["error"] is not None, "fallback_reason": predicted["error"],
+            "answer": predicted["answer"]}

@@ -18,15 +18,18 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import tarfile
-import tempfile
 import time
 from collections import Counter
 
 from peakclips import __version__, shards, storage
+from peakclips.errors import machine_error, row_error, storage_fault
 from peakclips.schema import INDEX_COLUMNS, SCHEMA_VERSION, RunInfo, Sample, ShardStats
 from peakclips.spans import length
 from peakclips.stages import Stage, stage_seconds
+
+BOOKKEEPING = ("index", "shard_id", "key", "video_id", "resume_key", "nodes")
 
 
 def build_sample(row: dict, run: RunInfo) -> dict | None:
@@ -110,8 +113,27 @@ class StageSample(Stage):
         self.run = run
 
     def __call__(self, row: dict) -> dict:
+        """The bookkeeping row; `storage_fault` says the disk was full or read-only (nothing staged)."""
+        fault = storage_fault(row)
+        if fault is None:
+            try:
+                return dict(self.stage(row), storage_fault=None)
+            except OSError as e:
+                if machine_error(e) is None:
+                    raise
+                fault = os.strerror(e.errno)
+        return {"shard_id": row["shard_id"], "index": row["index"], "key": row["key"], "status": "error",
+                "storage_fault": fault}
+
+    def stage(self, row: dict) -> dict:
         started = time.perf_counter()
-        sample = build_sample(row, self.run)
+        try:
+            sample, index_rows = build_sample(row, self.run), build_index_rows(row, self.run)
+        except Exception as e:  # noqa: BLE001 - a row that cannot be written is that row's error
+            # Only the bookkeeping columns go on: the others are what could not be written.
+            bare = {k: v for k, v in row.items() if k in BOOKKEEPING or k.startswith("t_")}
+            row = self.finish(bare, row_error(e), started)
+            sample, index_rows = None, build_index_rows(row, self.run)
         if sample is None:  # not kept: its candidate frames (if the scenes stage staged them) go
             storage.remove(shards.staged_frames(self.output, row["shard_id"], row["index"]))
         timings = stage_seconds(row) | {self.name: time.perf_counter() - started}
@@ -119,7 +141,7 @@ class StageSample(Stage):
         record = {"index": row["index"], "key": row["key"], "resume_key": row["resume_key"], "status": status,
                   "error": row.get("error") or None, "drop_reason": row.get("drop_reason") or None,
                   "sample": sample,
-                  "index_rows": build_index_rows(row, self.run), "timings": timings,
+                  "index_rows": index_rows, "timings": timings,
                   "nodes": sorted(set(row.get("nodes") or []) - {""})}
         storage.write_atomic(shards.staged_record(self.output, row["shard_id"], row["index"]),
                              json.dumps(record).encode())
@@ -155,7 +177,7 @@ def finalize_shard(output: str, shard_id: int, expected: list[int], run: RunInfo
         raise RuntimeError(f"shard {shard_id}: staged videos {[r['index'] for r in records]} "
                            f"are not the shard's videos {list(expected)}")
     name = shards.shard_name(shard_id)
-    with tempfile.TemporaryDirectory(prefix="peakclips-") as tmp:
+    with storage.build_dir(output, f"{shard_id:06d}") as tmp:
         tar_path = shards.tar_path(tmp, name)  # built locally under the final names, then uploaded
         with tarfile.open(tar_path, "w", format=tarfile.PAX_FORMAT) as tar:
             for r in records:

@@ -122,16 +122,13 @@ def decode_frames(mp4: bytes, indices: list[int], expected: int) -> np.ndarray:
 
     Every frame must be decoded (H.264 frames depend on each other), but only the wanted ones
     are converted to RGB, which is most of the cost when few of the T candidates are used."""
-    import io
-
-    import av
+    from peakclips.video import shard_frames
 
     wanted, frames, count = set(indices), {}, 0
-    with av.open(io.BytesIO(mp4)) as container:
-        for i, frame in enumerate(container.decode(video=0)):
-            if i in wanted:
-                frames[i] = frame.to_ndarray(format="rgb24")
-            count += 1
+    for i, frame in enumerate(shard_frames(mp4)):
+        if i in wanted:
+            frames[i] = frame.to_ndarray(format="rgb24")
+        count += 1
     if count != expected:
         raise ValueError(f"the mp4 holds {count} frames, frame_times_s lists {expected}")
     return np.stack([frames[i] for i in indices])
