@@ -18,7 +18,7 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field
 
-PROMPT_NAMES = ["system", "scene_caption", "chapters", "queries", "relevance"]
+PROMPT_NAMES = ["system", "scene_caption", "chapters", "queries", "relevance", "reply_schema"]
 
 
 @dataclass(frozen=True)

@@ -30,6 +30,7 @@ from pydantic import BaseModel
 from peakclips.config import AnnotatorConfig
 from peakclips.errors import VideoError
 from peakclips.llm import Secret, Usage
+from peakclips.llm_formats import SCHEMA_IN_PROMPT, schema_text
 from peakclips.prompts import (
     CaptionReply,
     ChaptersReply,
@@ -217,7 +218,13 @@ class OpenAIAnnotator:
                 "llm_scores": scores, "llm_reasons": reasons}
 
     def messages(self, call: Call) -> list[dict]:
-        return [{"role": "system", "content": self.system}, {"role": "user", "content": call.content}]
+        """The system prompt and the call's message; the reply schema is quoted at the end for the
+        formats that do not send it as json_schema (peakclips/llm_formats.py)."""
+        content = call.content
+        if self.client.format in SCHEMA_IN_PROMPT:
+            note = render(self.prompts["reply_schema"], schema=schema_text(call.schema))
+            content = content + "\n" + note if isinstance(content, str) else [*content, {"type": "text", "text": note}]
+        return [{"role": "system", "content": self.system}, {"role": "user", "content": content}]
 
     async def _ask(self, job: _Job, call: Call):
         async with self.sem:
