@@ -280,7 +280,9 @@ def _error(e: Exception, prompt_id: str, cfg: AnnotatorConfig, fmt: str) -> Vide
 
 
 def _validate(reply_model: type[BaseModel], content: str, check) -> BaseModel:
-    reply = reply_model.model_validate_json(content)
+    # strict=False lets raw control characters (a newline in a caption) stand inside strings:
+    # llama-cpp-python's JSON grammar lets them through, and they change nothing the model meant.
+    reply = reply_model.model_validate(json.loads(content, strict=False))
     if check is not None:
         check(reply)
     return reply

@@ -33,6 +33,14 @@ REFUSED = "x-peakclips-format-refused"  # set on a refused response, read by llm
 # A refusal names what it refuses; these statuses mean something else whatever the body says.
 FORMAT_WORDS = ("response_format", "json_schema", "json_object", "guided_json", "schema", "grammar")
 OTHER_STATUSES = frozenset({401, 403, 404, 408, 409, 429})
+# What json_object, the rung llama.cpp-family servers take, asks their grammars to enforce
+# (`_for_grammar`); replies are still validated against the full schema. llama-cpp-python
+# (0.3.36) turns a string's maxLength into nested grammar rules, and its grammar parser fails
+# above about 1,100 of them, which crashes the server (a segfault): strings are bounded at
+# GRAMMAR_MAX_LENGTH characters (an unbounded one lets a small model ramble until the context
+# is full). It ignores minimum/maximum: bounded integers become an enum of their values.
+GRAMMAR_MAX_LENGTH = 1000
+GRAMMAR_MAX_ENUM = 1000
 PROBE_TEXT = ('This request only checks the reply format. Reply with exactly this JSON: '
               '{"scores": [{"score": 3, "reason": "A format check."}]}')
 
@@ -44,10 +52,27 @@ def request_fields(fmt: str, name: str, schema: dict) -> dict:
     if fmt == "json_object":
         # `schema`: llama.cpp and llama-cpp-python; `value`: TGI (which reads json_object as its
         # `json` grammar). Servers that know neither give JSON mode and ignore them.
-        return {"response_format": {"type": "json_object", "schema": schema, "value": schema}}
+        enforced = _for_grammar(schema)
+        return {"response_format": {"type": "json_object", "schema": enforced, "value": enforced}}
     if fmt == "guided_json":
         return {"extra_body": {"guided_json": schema}}
     return {}
+
+
+def _for_grammar(node):
+    """A copy of the schema `node` that grammar-based servers enforce in full: every string at
+    most GRAMMAR_MAX_LENGTH characters, every bounded integer also an enum of its values."""
+    if isinstance(node, list):
+        return [_for_grammar(x) for x in node]
+    if not isinstance(node, dict):
+        return node
+    out = {k: _for_grammar(v) for k, v in node.items()}
+    if out.get("type") == "string":
+        out["maxLength"] = min(out.get("maxLength", GRAMMAR_MAX_LENGTH), GRAMMAR_MAX_LENGTH)
+    lo, hi = out.get("minimum"), out.get("maximum")
+    if out.get("type") == "integer" and isinstance(lo, int) and isinstance(hi, int) and hi - lo < GRAMMAR_MAX_ENUM:
+        out["enum"] = list(range(lo, hi + 1))
+    return out
 
 
 def schema_text(schema: dict) -> str:

@@ -518,6 +518,12 @@ class FakeLLMServer:
         }
 
 
+def fabricate(schema: dict, seed: int = 0, name: str = "reply") -> Any:
+    """An instance of `schema`, made as the server makes replies (e.g. for a reply_fn that plays
+    a model following a schema it read in the prompt)."""
+    return _SchemaFaker(schema, random.Random(seed), name).gen(schema)
+
+
 def llm_server_fixture(scope: str = "function", **kwargs: Any):
     """A pytest fixture yielding a started FakeLLMServer(**kwargs); in conftest:
     ``llm_server = llm_server_fixture(latency_s=0.0)``."""
