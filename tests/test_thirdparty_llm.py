@@ -29,7 +29,11 @@ from tests.conftest import REPO
 pytestmark = [pytest.mark.thirdparty, pytest.mark.slow]
 
 MODEL = "gemma-3-270m"
-CLIP = REPO / "manifests/videos/tears_of_steel_10s_640x360.mp4"
+# One detected scene: the fewest requests (1 caption, chapters, 1 query, 1 relevance): grammar
+# decoding of Gemma's 262k-token vocabulary makes each a matter of a minute on 2 cores, as the
+# model fills most strings to their bound. One scene is below highlights.filters.min_scenes, so
+# the video ends `dropped`, which the test allows: it is about the annotator, not the filters.
+CLIP = REPO / "manifests/videos/caminandes1_10s_640x360.mp4"
 # uvicorn's access log line for each request the server answered
 ACCESS = re.compile(r'"POST /v1/chat/completions HTTP/1\.1" (\d{3})')
 
@@ -54,8 +58,8 @@ def llama_server(tmp_path_factory):
         # `gemma` chat format: the GGUF carries no chat template (the fallback is llama-2's).
         proc = subprocess.Popen(
             [sys.executable, "-m", "llama_cpp.server", "--model", str(weights), "--model_alias", MODEL,
-             "--host", "127.0.0.1", "--port", str(port), "--n_ctx", "8192", "--chat_format", "gemma",
-             "--verbose", "false"], stdout=log, stderr=subprocess.STDOUT)
+             "--host", "127.0.0.1", "--port", str(port), "--n_ctx", "8192", "--n_threads", "2",
+             "--chat_format", "gemma", "--verbose", "false"], stdout=log, stderr=subprocess.STDOUT)
     try:
         import openai
 
@@ -71,7 +75,7 @@ def llama_server(tmp_path_factory):
                 time.sleep(0.5)
         yield f"http://127.0.0.1:{port}/v1", log_path
     finally:
-        proc.terminate()
+        proc.terminate()  # uvicorn finishes a request in progress before it exits
         try:
             proc.wait(timeout=30)
         except subprocess.TimeoutExpired:
@@ -79,15 +83,16 @@ def llama_server(tmp_path_factory):
             proc.wait()
 
 
+@pytest.mark.timeout(3600)
 def test_pipeline_against_llama_cpp_python_steps_down_to_json_object(ray_local, llama_server, tmp_path):
     url, server_log = llama_server
     manifest = tmp_path / "one.jsonl"
-    manifest.write_text(json.dumps({"video_id": "tears_of_steel_10s", "uri": str(CLIP)}) + "\n")
+    manifest.write_text(json.dumps({"video_id": "caminandes1_10s", "uri": str(CLIP)}) + "\n")
     cfg = load_config(REPO / "pipelines/peakclips.yaml", [
         f"annotator.base_url={url}", f"annotator.model={MODEL}", "annotator.response_format=auto",
         f"annotator.cache={tmp_path / 'cache.sqlite'}",
-        # one CPU server answers one request at a time: queueing 16 would only time out
-        "annotator.max_concurrency=2", "annotator.timeout_s=300",
+        # one CPU server answers one request at a time: queued requests would only time out
+        "annotator.max_concurrency=1", "annotator.timeout_s=1200", "annotator.queries_per_video=1",
         f"ingest.allowed_roots=[{CLIP.parent}]", "clip.enabled=false", "frames.num_candidates=16"])
     lines: list[str] = []
     run(cfg, str(manifest), str(tmp_path / "out"), log=lines.append)
@@ -97,9 +102,9 @@ def test_pipeline_against_llama_cpp_python_steps_down_to_json_object(ray_local, 
     rows = pq.read_table(tmp_path / "out/peakclips-000000.parquet").to_pylist()  # one per query
     video = rows[0]
     assert video["error"] is None and video["status"] in ("ok", "dropped"), (video["error"], video["error_detail"])
-    assert len(rows) == 3 and all(len(r["llm_scores"]) == r["num_scenes"] for r in rows)
+    assert len(rows) == 1 and len(rows[0]["llm_scores"]) == video["num_scenes"] == 1, rows
     # every request was answered once, validated, and asked as json_object: the refused
     # json_schema probe is the run's only HTTP 500, and no request was retried
     statuses = Counter(ACCESS.findall(server_log.read_text()))
     assert statuses == {"500": 1, "200": 1 + video["llm_calls"]}, statuses
-    assert video["llm_calls"] >= video["num_scenes"] + 3 + 2  # captions, chapters, queries, 3 relevance
+    assert video["llm_calls"] >= 1 + 1 + 1 + 1  # caption, chapters, queries, relevance (+ re-asks)
