@@ -35,11 +35,13 @@ FORMAT_WORDS = ("response_format", "json_schema", "json_object", "guided_json", 
 OTHER_STATUSES = frozenset({401, 403, 404, 408, 409, 429})
 # What json_object, the rung llama.cpp-family servers take, asks their grammars to enforce
 # (`_for_grammar`); replies are still validated against the full schema. llama-cpp-python
-# (0.3.36) turns a string's maxLength into nested grammar rules, and its grammar parser fails
-# above about 1,100 of them, which crashes the server (a segfault): strings are bounded at
-# GRAMMAR_MAX_LENGTH characters (an unbounded one lets a small model ramble until the context
-# is full). It ignores minimum/maximum: bounded integers become an enum of their values.
-GRAMMAR_MAX_LENGTH = 1000
+# (0.3.36) turns a string's maxLength into nested grammar rules: its grammar parser fails above
+# about 1,100 of them, which crashes the server (a segfault), and each token costs more the
+# longer the bound (measured on 2 cores: a 1000-character bound about twice the time per token
+# of a 500 one). An unbounded string lets a small model ramble until the context is full. So
+# strings are bounded at GRAMMAR_MAX_LENGTH characters (captions of one or two sentences and
+# summaries of two to four fit). It ignores minimum/maximum: bounded integers become an enum.
+GRAMMAR_MAX_LENGTH = 500
 GRAMMAR_MAX_ENUM = 1000
 PROBE_TEXT = ('This request only checks the reply format. Reply with exactly this JSON: '
               '{"scores": [{"score": 3, "reason": "A format check."}]}')

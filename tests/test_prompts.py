@@ -114,6 +114,7 @@ def test_reply_schema_pins_what_constrained_decoding_can_enforce():
     assert item["additionalProperties"] is False
     ch = chapters_call(PROMPTS, cfg, video, listed).schema
     assert ch["$defs"]["ChapterItem"]["properties"]["first_scene"]["maximum"] == 6
+    assert ch["properties"]["chapters"]["maxItems"] == 7  # at most one chapter per scene
     q = queries_call(PROMPTS, cfg, video, listed, "s").schema
     assert q["properties"]["queries"]["minItems"] == q["properties"]["queries"]["maxItems"] == 3
     assert ChaptersReply.model_json_schema()["additionalProperties"] is False

@@ -139,7 +139,9 @@ def chapters_call(prompts: dict[str, Prompt], cfg: AnnotatorConfig, video: Video
     p = prompts["chapters"]
     text = render(p, scenes=listed, duration_s=video.duration_s, title=video.title,
                   chapter_size=cfg.chapter_size)
-    schema = reply_schema(ChaptersReply, item_max={"chapters.first_scene": len(listed) - 1})
+    # at most one chapter per scene: chapters start at distinct scenes
+    schema = reply_schema(ChaptersReply, item_max={"chapters.first_scene": len(listed) - 1},
+                          max_items={"chapters": len(listed)})
     return Call(p, text, ChaptersReply, schema, check=lambda r: chapters_from_reply(r, listed))
 
 
