@@ -17,7 +17,7 @@ endif
 # minute per load before it fails); real runs may download weights.
 OFFLINE  := $(if $(filter pipelines/sample.yaml,$(CONFIG)),HF_HUB_OFFLINE=1)
 
-.PHONY: help peakclips test bench train-smoke lint clean venv sysdeps
+.PHONY: help peakclips test test-fast bench train-smoke lint clean venv sysdeps
 
 help:  ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -42,8 +42,11 @@ sysdeps:  ## Debian packages the tests use (ffmpeg, chromium); installs only wha
 peakclips: $(STAMP)  ## build a dataset (default: the offline sample into out/sample)
 	$(OFFLINE) $(VENV)/bin/peakclips run $(CONFIG) --manifest $(MANIFEST) --output $(OUTPUT) $(if $(SHARDS),--shards $(SHARDS))
 
-test: $(STAMP) sysdeps  ## run all tests, offline
-	HF_HUB_OFFLINE=1 $(PY) -m pytest -q
+test: $(STAMP) sysdeps  ## run all tests, offline (what CI runs)
+	HF_HUB_OFFLINE=1 $(PY) -m pytest -q < /dev/null
+
+test-fast: $(STAMP) sysdeps  ## the quick tests, offline: no pipeline runs, no models (< 3 min on 2 cores)
+	HF_HUB_OFFLINE=1 $(PY) -m pytest -q -m "not slow and not model" < /dev/null
 
 bench: $(STAMP) sysdeps  ## benchmarks (ratios against baselines, side by side); see docs/benchmarks.md
 	HF_HUB_OFFLINE=1 $(PY) -m benchmarks.run

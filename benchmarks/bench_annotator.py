@@ -26,16 +26,15 @@ LATENCY_S = 0.2
 
 
 def sample_rows(scratch: str) -> list[dict]:
-    """The sample clips through ingest, scenes and frames (in this process, no Ray)."""
+    """The sample clips through ingest and the scenes+frames pass (in this process, no Ray)."""
     from peakclips.config import load_config
     from peakclips.manifest import plan_tasks, read_manifest
-    from peakclips.stages.frames import Frames
     from peakclips.stages.ingest import Ingest
     from peakclips.stages.scenes import Scenes
 
     cfg = load_config(REPO / "pipelines/sample.yaml", [f"ingest.allowed_roots=[{REPO / 'manifests/videos'}]",
                                                        "frames.num_candidates=8"])
-    stages = [Ingest(cfg.ingest, scratch), Scenes(cfg.scenes), Frames(cfg.frames)]
+    stages = [Ingest(cfg.ingest, scratch), Scenes(cfg.scenes, cfg.frames, scratch)]  # one decode pass
     rows = []
     for t in plan_tasks(read_manifest(REPO / "manifests/sample.jsonl"), cfg.shard_size):
         row = {"index": t.index, "shard_id": t.shard_id, "key": t.key, "video_id": t.row.video_id,
@@ -108,7 +107,10 @@ def main(out_dir) -> str:
 
     tmp = tempfile.mkdtemp(prefix="bench-annotator-")
     rows = sample_rows(tmp)
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, ignore_reinit_error=True)
+    from peakclips.terminal import RAY_RUNTIME_ENV
+
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, ignore_reinit_error=True,
+             runtime_env=RAY_RUNTIME_ENV)
     ray.data.DataContext.get_current().enable_progress_bars = False
     # Enough videos for about 13 s at the ceiling, so the start and the last video's tail
     # (its chapters, queries and relevance calls go one after the other) weigh little.

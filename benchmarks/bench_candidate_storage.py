@@ -32,19 +32,15 @@ FORMATS = [("jpeg", 85, ""), ("jpeg", 90, ""), ("ultrafast", 23, ""), ("superfas
 def candidates(video: str, t: int) -> list[np.ndarray]:
     """The frames the pipeline would store: T midpoints, scaled to the candidate size."""
     from peakclips.config import FramesConfig
-    from peakclips.stages.frames import midpoints
+    from peakclips.frametimes import frames_at
+    from peakclips.spans import midpoints
     from peakclips.video import Scaler, fit_size, iter_frames, probe
 
     info = probe(video)
-    size = fit_size(info.width, info.height, FramesConfig().candidate_size)
-    targets, out, held, scaler = midpoints(0.0, info.duration_s, t), [], None, Scaler()
-    for d in iter_frames(video):
-        while held is not None and len(out) < t and targets[len(out)] < d.time_s:
-            out.append(scaler.rgb(held, *size))
-        held = d.frame
-    while len(out) < t:
-        out.append(scaler.rgb(held, *size))
-    return out
+    size, scaler = fit_size(info.width, info.height, FramesConfig().candidate_size), Scaler()
+    shown = frames_at(((d.time_s, d.frame) for d in iter_frames(video)), midpoints(0.0, info.duration_s, t),
+                      convert=lambda frame: scaler.rgb(frame, *size))
+    return [img for _, img in shown]
 
 
 def psnr(a: np.ndarray, b: np.ndarray) -> float:

@@ -52,16 +52,16 @@ def make_rows() -> list[dict]:
     return rows
 
 
-def bare_loop(stage, tensors) -> float:
-    """Seconds for the forward passes alone."""
+def bare_loop(clip, tensors) -> float:
+    """Seconds for the forward passes alone (`clip`: the stage's clipmodel.ClipModel)."""
     import torch
 
-    size = stage.cfg.batch_size
+    size = clip.cfg.batch_size
     started = time.perf_counter()
     with torch.inference_mode():
         for lo in range(0, len(tensors), size):
-            stage.model.encode_image(tensors[lo:lo + size].to(stage.device, dtype=stage.dtype))
-        if stage.device == "cuda":
+            clip.model.encode_image(tensors[lo:lo + size].to(clip.device, dtype=clip.dtype))
+        if clip.device == "cuda":
             torch.cuda.synchronize()
     return time.perf_counter() - started
 
@@ -83,7 +83,7 @@ def in_process_pairs(stage, rows, tensors_of_row) -> list[dict]:
     pairs = []
     for rnd in range(ROUNDS):
         for i, row in enumerate(rows):
-            bare = functools.partial(bare_loop, stage, tensors_of_row[i])
+            bare = functools.partial(bare_loop, stage.clip, tensors_of_row[i])
             ours = functools.partial(staged, row)
             if (rnd + i) % 2 == 0:
                 (bw, bc), (sw, sc) = timed(bare), timed(ours)
@@ -104,14 +104,15 @@ def in_ray(cfg, rows) -> dict:
 
     class Timed(ClipScore):  # defined here so Ray ships it by value
         def __call__(self, row):
+            frames = sum(len(s) for s in row["scene_frames"])  # the stage drops the JPEGs it read last
             row = super().__call__(row)
-            row["t_done"], row["cpu_done"] = time.time(), time.process_time()
+            row["t_done"], row["cpu_done"], row["frames"] = time.time(), time.process_time(), frames
             return row
 
     ds = ray.data.from_items(rows, override_num_blocks=len(rows)).map(
         Timed, fn_constructor_kwargs={"cfg": cfg, "use_clip": True}, num_cpus=cfg.num_cpus,
         num_gpus=1 if cfg.device == "cuda" else 0, compute=ray.data.ActorPoolStrategy(size=1))
-    done = sorted((r["t_done"], r["cpu_done"], sum(len(s) for s in r["scene_frames"]), r["t_clipscore_s"],
+    done = sorted((r["t_done"], r["cpu_done"], r["frames"], r["t_clipscore_s"],
                    r["error"]) for r in ds.iter_rows())
     assert all(error is None for *_, error in done)
     wall = done[-1][0] - done[0][0]
@@ -123,8 +124,9 @@ def main(out_dir) -> str:
     import ray
     import torch
 
+    from peakclips.clipmodel import pick_device
     from peakclips.config import ClipConfig
-    from peakclips.stages.clipscore import ClipScore, pick_device
+    from peakclips.stages.clipscore import ClipScore
 
     threads = os.cpu_count() or 1
     torch.set_num_threads(threads)  # in process; the Ray actor gets OMP_NUM_THREADS = num_cpus
@@ -132,10 +134,10 @@ def main(out_dir) -> str:
     cfg = cfg.model_copy(update={"device": pick_device(cfg)})
     stage = ClipScore(cfg, use_clip=True)
     rows = make_rows()
-    tensors_of_row = [stage._prepare([j for s in r["scene_frames"] for j in s]) for r in rows]
+    tensors_of_row = [stage.clip._prepare([j for s in r["scene_frames"] for j in s]) for r in rows]
     tensors = torch.cat(tensors_of_row)
     n = len(tensors)
-    bare_loop(stage, tensors[:cfg.batch_size])  # warm-up (allocator, kernels)
+    bare_loop(stage.clip, tensors[:cfg.batch_size])  # warm-up (allocator, kernels)
 
     pairs = in_process_pairs(stage, rows, tensors_of_row)
     frames = sum(p["frames"] for p in pairs)
@@ -145,15 +147,17 @@ def main(out_dir) -> str:
 
     ray_started_here = not ray.is_initialized()
     if ray_started_here:
+        from peakclips.terminal import RAY_RUNTIME_ENV
+
         ray.init(num_cpus=threads, num_gpus=1 if cfg.device == "cuda" else 0, include_dashboard=False,
-                 log_to_driver=False)
+                 log_to_driver=False, runtime_env=RAY_RUNTIME_ENV)
     ray.data.DataContext.get_current().enable_progress_bars = False
     ray_runs = []
     try:
         for _ in range(ROUNDS):  # each Ray run between two bare runs: its baseline is their mean
-            before = timed(functools.partial(bare_loop, stage, tensors))
+            before = timed(functools.partial(bare_loop, stage.clip, tensors))
             run = in_ray(cfg, rows)
-            after = timed(functools.partial(bare_loop, stage, tensors))
+            after = timed(functools.partial(bare_loop, stage.clip, tensors))
             ray_runs.append(run | {"fps": run["frames"] / run["wall_s"],
                                    "bare_fps": 2 * n / (before[0] + after[0]),
                                    "cpu_ratio": (before[1] + after[1]) / (2 * n) / (run["cpu_s"] / run["frames"])})
@@ -167,7 +171,7 @@ def main(out_dir) -> str:
     in_stage = med(r["in_stage"] for r in ray_runs)
 
     setup = {"model": f"{MODEL} (random weights)", "device": cfg.device,
-             "dtype": str(stage.dtype).removeprefix("torch."), "threads": threads,
+             "dtype": str(stage.clip.dtype).removeprefix("torch."), "threads": threads,
              "batch_size": cfg.batch_size, "frames": n, "rows": len(rows), "rounds": ROUNDS}
     Path(out_dir, "clip.json").write_text(json.dumps({"setup": setup, "in_process_pairs": pairs,
                                                       "ray_runs": ray_runs}, indent=2))

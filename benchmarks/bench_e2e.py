@@ -139,7 +139,7 @@ def run_pipeline(manifest: Path, refs: Path, output: Path, env: dict, overrides:
         cmd += ["--set", o]
     with tempfile.TemporaryFile() as log:
         started = time.perf_counter()
-        proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
+        proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT)
         sampler = TreeSampler(proc.pid) if sample_memory else None
         if sampler:
             sampler.start()

@@ -48,7 +48,7 @@ def long_videos(folder: Path) -> dict[str, Path]:
     for minutes in (10, 60):
         path = folder / f"synthetic_{minutes}min.mp4"
         if not path.exists():
-            subprocess.run(["ffmpeg", "-v", "error", "-y", "-stream_loop", str(minutes // 2 - 1), "-i", str(base),
+            subprocess.run(["ffmpeg", "-v", "error", "-nostdin", "-y", "-stream_loop", str(minutes // 2 - 1), "-i", str(base),
                             "-c", "copy", str(path)], check=True)
         out[f"synthetic_{minutes}min"] = path
     return out
@@ -70,7 +70,7 @@ def run_ours(video: Path, breakdown: bool = False, preset: str | None = None) ->
 def run_naive(video: Path) -> dict:
     """The naive sequence; returns summed wall/CPU and max RSS over its processes."""
     from peakclips.config import FramesConfig
-    from peakclips.stages.frames import midpoints
+    from peakclips.spans import midpoints
     from peakclips.video import fit_size, probe, x264_params
 
     cfg, info = FramesConfig(), probe(str(video))

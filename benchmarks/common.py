@@ -28,7 +28,7 @@ def measure(cmd: list[str], **kw) -> dict:
     """Run `cmd` to completion: wall seconds, CPU seconds (user + sys, all threads), peak RSS MiB."""
     with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
         started = time.perf_counter()
-        proc = subprocess.Popen(cmd, stdout=out, stderr=err, **kw)
+        proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=out, stderr=err, **kw)
         _, status, usage = os.wait4(proc.pid, 0)
         wall = time.perf_counter() - started
         proc.returncode = os.waitstatus_to_exitcode(status)

@@ -31,6 +31,9 @@ def machine() -> str:
 
 
 def main(argv: list[str]) -> int:
+    from peakclips.terminal import detach_stdin
+
+    detach_stdin()  # nothing the benchmarks start may inherit a terminal (peakclips/terminal.py)
     names = argv or sorted(p.stem.removeprefix("bench_") for p in HERE.glob("bench_*.py"))
     out = Path("bench-out")
     out.mkdir(exist_ok=True)

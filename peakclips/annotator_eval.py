@@ -25,13 +25,16 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from peakclips.dataset import load_index
+from peakclips.errors import DatasetError
 from peakclips.reference import best_overlap, load_references
-from peakclips.shards import complete_shards, load_index
+from peakclips.shards import complete_shards
+from peakclips.spans import temporal_iou
 
 DEFAULT_REFERENCES = Path(__file__).resolve().parent.parent / "manifests" / "reference"
 
 
-class EvalError(ValueError):
+class EvalError(DatasetError):
     """Nothing to compare: the message says why and what to run instead."""
 
 
@@ -64,28 +67,6 @@ def spearman(a: list[float], b: list[float]) -> float | None:
     ra, rb = ra - ra.mean(), rb - rb.mean()
     denom = float(np.sqrt((ra * ra).sum() * (rb * rb).sum()))
     return float((ra * rb).sum() / denom) if denom > 0 else None
-
-
-def merge_spans(spans: list[tuple[float, float]]) -> list[tuple[float, float]]:
-    out: list[list[float]] = []
-    for a, b in sorted(spans):
-        if out and a <= out[-1][1]:
-            out[-1][1] = max(out[-1][1], b)
-        else:
-            out.append([a, b])
-    return [(a, b) for a, b in out]
-
-
-def temporal_iou(pred: list[tuple[float, float]], gold: list[tuple[float, float]]) -> float:
-    """IoU of two unions of intervals.
-
-    >>> temporal_iou([(0, 2), (4, 6)], [(1, 5)])
-    0.5
-    """
-    pred, gold = merge_spans(pred), merge_spans(gold)
-    inter = sum(max(0.0, min(b, d) - max(a, c)) for a, b in pred for c, d in gold)
-    union = sum(b - a for a, b in pred) + sum(d - c for c, d in gold) - inter
-    return inter / union if union > 0 else 1.0
 
 
 def _norm(text: str) -> str:

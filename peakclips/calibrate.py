@@ -20,12 +20,10 @@ Reads finished shards only.
 
 from __future__ import annotations
 
-import json
-import sys
-
 import numpy as np
 
 from peakclips.config import ClipConfig
+from peakclips.errors import DatasetError, UserError
 
 MIN_AUC = 0.7
 """Below this the model separates matching from non-matching pairs too poorly for alpha and beta
@@ -34,11 +32,12 @@ to mean anything; real CLIP/SigLIP weights on captions of their own scenes sit f
 
 def scene_candidates(sample: dict) -> list[list[int]]:
     """Per scene, the candidate frames nearest to the scene's scored frame times (deduplicated)."""
-    cand = np.asarray(sample["frame_times_s"])
+    from peakclips.frametimes import nearest
+
     out = []
     for scene in sample["scenes"]:
         times = scene.get("frame_times_s") or [(scene["start_s"] + scene["end_s"]) / 2]
-        out.append(sorted({int(np.abs(cand - t).argmin()) for t in times}))
+        out.append(sorted({nearest(sample["frame_times_s"], t) for t in times}))
     return out
 
 
@@ -67,11 +66,11 @@ def calibrate(matched: np.ndarray, unmatched: np.ndarray, alpha_pct: float = 50,
     }
 
 
-def similarities(output: str, stage, max_videos: int) -> tuple[np.ndarray, np.ndarray, int]:
+def similarities(output: str, clip, max_videos: int) -> tuple[np.ndarray, np.ndarray, int]:
     """(matching, non-matching similarities, videos used) over the kept videos of a dataset,
-    scored by `stage` (a ClipScore with its model loaded)."""
-    from peakclips.shards import iter_samples
-    from peakclips.stages.clipscore import reduce_sims
+    scored by `clip` (a clipmodel.ClipModel)."""
+    from peakclips.clipmodel import reduce_sims
+    from peakclips.dataset import iter_samples
     from peakclips.video import decode_mp4
 
     texts, images, counts, video_of_scene = [], [], [], []
@@ -84,51 +83,57 @@ def similarities(output: str, stage, max_videos: int) -> tuple[np.ndarray, np.nd
                   if s["caption"].strip()]
         if not scenes:
             continue
-        texts.append(stage.embed_texts([caption for caption, _ in scenes]))
-        images.append(stage.embed_images([frames[i] for _, idx in scenes for i in idx]))
+        texts.append(clip.embed_texts([caption for caption, _ in scenes]))
+        images.append(clip.embed_images([frames[i] for _, idx in scenes for i in idx]))
         counts += [len(idx) for _, idx in scenes]
         video_of_scene += [n_videos] * len(scenes)
         n_videos += 1
     if n_videos < 2:
-        raise ValueError(f"{output}: calibration needs captioned scenes from at least 2 kept videos, "
-                         f"found {n_videos}")
-    sims = reduce_sims(np.concatenate(texts) @ np.concatenate(images).T, counts, stage.cfg.reduce)  # captions x scenes
+        raise DatasetError(f"{output}: calibration needs captioned scenes from at least 2 kept videos, "
+                           f"found {n_videos}")
+    sims = reduce_sims(np.concatenate(texts) @ np.concatenate(images).T, counts, clip.cfg.reduce)  # captions x scenes
     same_video = np.equal.outer(video_of_scene, video_of_scene)
     return np.diag(sims).copy(), sims[~same_video], n_videos
 
 
-def calibrate_command(output: str, cfg: ClipConfig, max_videos: int = 500, alpha_pct: float = 50,
-                      beta_pct: float = 90, as_json: bool = False) -> int:
-    from peakclips.stages.clipscore import ClipScore, load_failure
+class ModelLoadError(UserError):
+    """The configured CLIP model cannot be loaded; the message says what to set."""
+
+
+def calibrate_clip(output: str, cfg: ClipConfig, max_videos: int = 500, alpha_pct: float = 50,
+                   beta_pct: float = 90) -> dict:
+    """alpha and beta for `cfg`'s model on the dataset in `output`, the distributions they come
+    from, and whether they are `usable` (alpha < beta and AUC >= MIN_AUC)."""
+    from peakclips.clipmodel import ClipModel, load_failure
 
     try:
-        stage = ClipScore(cfg, use_clip=True)
-    except Exception as e:  # noqa: BLE001 - reported as the pipeline's preflight reports it
-        print(f"peakclips: error: {load_failure(cfg, e)}", file=sys.stderr)
-        return 2
-    try:
-        matched, unmatched, n_videos = similarities(output, stage, max_videos)
-    except ValueError as e:
-        print(f"peakclips: error: {e}", file=sys.stderr)
-        return 2
+        clip = ClipModel(cfg)
+    except Exception as e:  # noqa: BLE001 - open_clip/hub raise many types; reported as the preflight does
+        raise ModelLoadError(load_failure(cfg, e)) from e
+    matched, unmatched, n_videos = similarities(output, clip, max_videos)
     result = {"model": cfg.model, "pretrained": cfg.pretrained, "reduce": cfg.reduce, "videos": n_videos,
               **calibrate(matched, unmatched, alpha_pct, beta_pct)}
-    usable = result["alpha"] < result["beta"] and result["auc"] >= MIN_AUC
-    if as_json:
-        print(json.dumps(result | {"usable": usable}, indent=2))
-        return 0 if usable else 1
-    print(f"CLIP calibration of {cfg.model} (pretrained: {cfg.pretrained}, reduce: {cfg.reduce}) on {n_videos} "
-          f"videos: {result['matching']['n']} matching and {result['non_matching']['n']} non-matching "
-          "caption-scene pairs")
-    print(f"{'similarity':<14}" + "".join(f"{p:>9}" for p in ("p5", "p25", "p50", "p75", "p95")))
-    for name in ("matching", "non_matching"):
-        print(f"{name.replace('_', '-'):<14}" + "".join(f"{result[name][p]:>9.4f}" for p in ("p5", "p25", "p50", "p75", "p95")))
-    print(f"separation: ROC AUC {result['auc']:.3f} (1.0 = every matching pair above every non-matching one)")
-    if not usable:
-        print(f"not usable: alpha {result['alpha']}, beta {result['beta']}, AUC {result['auc']:.3f} (needs alpha < "
-              f"beta and AUC >= {MIN_AUC}): this model does not tell matching from non-matching pairs here "
-              "(expected with random weights, pretrained: null)")
-        return 1
-    print(f"alpha = p{alpha_pct:g} of non-matching, beta = p{beta_pct:g} of matching; put in the pipeline YAML:")
-    print(f"clip:\n  alpha: {result['alpha']}\n  beta: {result['beta']}")
-    return 0
+    return result | {"usable": result["alpha"] < result["beta"] and result["auc"] >= MIN_AUC}
+
+
+def format_calibration(result: dict) -> str:
+    """The report `peakclips calibrate-clip` prints without --json."""
+    pcts = ("p5", "p25", "p50", "p75", "p95")
+    lines = [
+        f"CLIP calibration of {result['model']} (pretrained: {result['pretrained']}, reduce: {result['reduce']}) "
+        f"on {result['videos']} videos: {result['matching']['n']} matching and {result['non_matching']['n']} "
+        "non-matching caption-scene pairs",
+        f"{'similarity':<14}" + "".join(f"{p:>9}" for p in pcts),
+        *(f"{name.replace('_', '-'):<14}" + "".join(f"{result[name][p]:>9.4f}" for p in pcts)
+          for name in ("matching", "non_matching")),
+        f"separation: ROC AUC {result['auc']:.3f} (1.0 = every matching pair above every non-matching one)",
+    ]
+    if not result["usable"]:
+        lines.append(f"not usable: alpha {result['alpha']}, beta {result['beta']}, AUC {result['auc']:.3f} (needs "
+                     f"alpha < beta and AUC >= {MIN_AUC}): this model does not tell matching from non-matching "
+                     "pairs here (expected with random weights, pretrained: null)")
+    else:
+        lines += [f"alpha = p{result['alpha_pct']:g} of non-matching, beta = p{result['beta_pct']:g} of matching; "
+                  "put in the pipeline YAML:",
+                  f"clip:\n  alpha: {result['alpha']}\n  beta: {result['beta']}"]
+    return "\n".join(lines)

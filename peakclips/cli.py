@@ -1,4 +1,8 @@
-"""`peakclips`: the command line. Each subcommand is a thin wrapper over a library function.
+"""`peakclips`: the command line. Each subcommand is a thin wrapper over a library function that
+returns a value or raises a typed error (peakclips/errors.py); only this module prints results
+and picks the exit code: 0 ok, 1 the thing checked failed (verify found defects, a calibration
+is not usable, `scenes` found a video the pipeline rejects), 2 a usage or input error (one
+sentence on stderr, no traceback). Programming errors keep their traceback.
 
     peakclips run CONFIG [--manifest PATH] [--output DIR] [--shards SPEC] [--force] [--set k=v ...]
     peakclips verify DIR
@@ -8,27 +12,42 @@
     peakclips report DIR [--out FOLDER] [--max-videos N]
     peakclips annotator-eval DIR [--reference-dir DIR] [--json PATH]
     peakclips scenes VIDEO [--detector NAME] [--json] [--frames-dir DIR] [--config YAML] [--set k=v ...]
-    peakclips frames DIR --video-id ID --query N --k K [--mode M] [--json] [--out DIR]
+    peakclips frames DIR --video-id ID --query N --k K [--mode M] [--json] [--out DIR] [--video URI | --manifest PATH [--config YAML]]
     peakclips calibrate-clip DIR [--config YAML] [--set k=v ...] [--json]
     peakclips select VIDEO --query "..." --k K --checkpoint DIR
 """
 
 from __future__ import annotations
 
+import _thread
 import argparse
+import json
 import sys
 from pathlib import Path
 
 from peakclips import __version__
+from peakclips.errors import UserError, VideoError
 
 
 def cmd_run(args) -> int:
     from peakclips.config import load_config
     from peakclips.pipeline import run
+    from peakclips.storage import output_errors
+    from peakclips.terminal import StoppedWatch, detach_stdin
 
     cfg = load_config(args.config, args.set or [])
     output = args.output or str(Path("out") / Path(args.config).stem)
-    run(cfg, args.manifest, output, args.shards, args.force)
+    # Nothing this run starts may inherit the user's terminal (peakclips/terminal.py); should a
+    # process still end up stopped by it, the watch ends the run with one sentence.
+    detach_stdin()
+    with StoppedWatch(on_stopped=lambda _: _thread.interrupt_main()) as watch, output_errors(output):
+        try:
+            run(cfg, args.manifest, output, args.shards, args.force)
+        except KeyboardInterrupt:
+            if watch.message is None:
+                raise
+            print(f"peakclips: error: {watch.message}", file=sys.stderr)
+            return 1
     return 0
 
 
@@ -43,8 +62,6 @@ def cmd_verify(args) -> int:
 
 
 def cmd_stats(args) -> int:
-    import json
-
     from peakclips.stats import dataset_stats, format_stats
 
     stats = dataset_stats(args.dir)
@@ -76,15 +93,9 @@ def cmd_report(args) -> int:
 
 
 def cmd_annotator_eval(args) -> int:
-    import json
+    from peakclips.annotator_eval import evaluate, format_report
 
-    from peakclips.annotator_eval import EvalError, evaluate, format_report
-
-    try:
-        result = evaluate(args.dir, args.reference_dir)
-    except EvalError as e:
-        print(f"peakclips: error: {e}", file=sys.stderr)
-        return 2
+    result = evaluate(args.dir, args.reference_dir)
     print(format_report(result))
     if args.json:
         Path(args.json).write_text(json.dumps(result, indent=2))
@@ -92,33 +103,67 @@ def cmd_annotator_eval(args) -> int:
 
 
 def cmd_scenes(args) -> int:
+    from peakclips.commands.scenes import format_report, scenes_report, write_frames
     from peakclips.config import load_config
-    from peakclips.scenes_tool import main
 
     overrides = list(args.set or []) + ([f"scenes.detector={args.detector}"] if args.detector else [])
-    return main(args.video, load_config(args.config, overrides), args.json, args.frames_dir)
+    cfg = load_config(args.config, overrides)
+    try:
+        report, out = scenes_report(args.video, cfg)
+    except VideoError as e:  # the finding: the pipeline would reject this video, with this code
+        from peakclips.redact import redact_text, redact_uri
+
+        shown, detail = redact_uri(args.video), redact_text(e.detail)
+        if args.json:
+            print(json.dumps({"video": shown, "error": e.code, "detail": detail}))
+        else:
+            print(f"peakclips: {shown}: {e.code}: {detail}", file=sys.stderr)
+        return 1
+    written = write_frames(out, args.frames_dir) if args.frames_dir else 0
+    print(json.dumps(report, indent=2) if args.json else format_report(report))
+    if written and not args.json:
+        print(f"wrote {written} JPEGs under {args.frames_dir}")
+    return 0
 
 
 def cmd_frames(args) -> int:
-    from peakclips.keyframes import frames_command
+    from peakclips.commands.frames import format_keyframes, keyframes
+    from peakclips.config import load_config
 
-    return frames_command(args.output_dir, args.video_id, args.query, args.k, args.mode, args.background,
-                          args.json, args.out, args.video, args.manifest)
+    ingest = load_config(args.config).ingest if args.config else None
+    result = keyframes(args.output_dir, args.video_id, args.query, args.k, args.mode, args.background,
+                       args.out, args.video, args.manifest, ingest)
+    print(json.dumps(result, indent=2) if args.json else format_keyframes(result))
+    return 0
 
 
 def cmd_calibrate_clip(args) -> int:
-    from peakclips.calibrate import calibrate_command
+    from peakclips.calibrate import calibrate_clip, format_calibration
     from peakclips.config import load_config
 
     cfg = load_config(args.config, args.set or [])
-    return calibrate_command(args.output_dir, cfg.clip, args.max_videos, args.alpha_pct, args.beta_pct, args.json)
-def cmd_select(args) -> int:
-    from peakclips.train.select import select_cli
+    result = calibrate_clip(args.output_dir, cfg.clip, args.max_videos, args.alpha_pct, args.beta_pct)
+    print(json.dumps(result, indent=2) if args.json else format_calibration(result))
+    return 0 if result["usable"] else 1
 
-    return select_cli(args.video, args.query, args.k, args.checkpoint, args.mode)
+
+def cmd_select(args) -> int:
+    from peakclips.commands.select import select
+
+    try:
+        result = select(args.video, args.query, args.k, args.checkpoint, args.mode)
+    except VideoError as e:  # the video the user named: an input error
+        raise UserError(f"{args.video}: {e}") from None
+    if result["fallback"]:
+        print(f"peakclips select: WARNING: the selector's answer could not be parsed "
+              f"({result['fallback_reason']}); falling back to {args.k} uniform frames", file=sys.stderr)
+    print(json.dumps(result, indent=2))
+    return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from peakclips.clip2frame import AUTO_FOCUSED_MAX_K, MODES
+
     p = argparse.ArgumentParser(prog="peakclips", description="Build and inspect PeakClips datasets.")
     p.add_argument("--version", action="version", version=f"peakclips {__version__}")
     sub = p.add_subparsers(dest="command", required=True)
@@ -189,14 +234,17 @@ def build_parser() -> argparse.ArgumentParser:
     f.add_argument("--video-id", required=True, help="the manifest's video_id")
     f.add_argument("--query", type=int, required=True, metavar="N", help="query_id within the video")
     f.add_argument("--k", type=int, required=True, help="number of frames")
-    f.add_argument("--mode", choices=["auto", "focused", "hybrid", "uniform"], default="auto",
-                   help="auto: focused for k <= 8, hybrid above (default: %(default)s)")
+    f.add_argument("--mode", choices=MODES, default="auto",
+                   help=f"auto: focused for k <= {AUTO_FOCUSED_MAX_K}, hybrid above (default: %(default)s)")
     f.add_argument("--background", type=float, default=0.25, help="hybrid background share (default: %(default)s)")
     f.add_argument("--json", action="store_true", help="print JSON instead of text")
     f.add_argument("--out", metavar="DIR", help="also write the k frames as JPEGs into DIR")
     f.add_argument("--video", metavar="URI", help="source video to take the frames from (default: the "
                    "shard's candidate frames, nearest in time)")
-    f.add_argument("--manifest", help="manifest the dataset was built from: its uri is the source video")
+    f.add_argument("--manifest", help="manifest the dataset was built from: its uri is the source video, "
+                   "checked as ingest checks it")
+    f.add_argument("--config", help="pipeline YAML whose ingest section checks the manifest's uri "
+                   "(default: local files under the manifest's folder; URLs with the default caps)")
     f.set_defaults(fn=cmd_frames)
 
     c = sub.add_parser("calibrate-clip", help="measure clip.alpha and clip.beta for a CLIP model on a built dataset",
@@ -216,25 +264,17 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--query", required=True)
     s.add_argument("--k", type=int, default=16, help="number of frames (default: %(default)s)")
     s.add_argument("--checkpoint", required=True, help="a stage's final/ or checkpoint-N/ folder")
-    s.add_argument("--mode", default="auto", choices=["auto", "focused", "hybrid", "uniform"],
-                   help="clip2frame mode (auto: focused for k <= 8, else hybrid)")
+    s.add_argument("--mode", default="auto", choices=MODES,
+                   help=f"clip2frame mode (auto: focused for k <= {AUTO_FOCUSED_MAX_K}, else hybrid)")
     s.set_defaults(fn=cmd_select)
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
-    from peakclips.config import ConfigError
-    from peakclips.manifest import ManifestError
-
     args = build_parser().parse_args(argv)
-    errors: tuple = (ConfigError, ManifestError)
-    if args.command == "upload":
-        from peakclips.hub import HubError
-
-        errors += (HubError,)
     try:
         return args.fn(args)
-    except errors as e:
+    except (UserError, OSError) as e:  # OSError: a file named on the command line (one sentence)
         print(f"peakclips: error: {e}", file=sys.stderr)
         return 2
 

@@ -16,13 +16,22 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from peakclips.errors import UserError
 
-class ConfigError(ValueError):
+
+class ConfigError(UserError):
     """A config file or override that cannot be used; the message says what to change."""
 
 
 class Strict(BaseModel):
+    """Every config model: unknown keys are errors, and (tests/test_config.py checks it) every
+    number has a lower and an upper bound, so a value that would divide by zero or ask for
+    terabytes fails at load time with the key's name, not hours into a run."""
+
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+DAY_S = 24 * 3600.0
 
 
 class IngestConfig(Strict):
@@ -31,13 +40,19 @@ class IngestConfig(Strict):
     allowed_roots: list[str] = Field(default_factory=list)
     """Local directories videos may be read from (resolved, symlinks followed). Empty = none."""
     allow_hosts: list[str] = Field(default_factory=list)
-    """Host names or IPs exempt from the private-address check (an internal mirror, a test server)."""
-    max_download_bytes: int = 4 * 1024**3
-    download_timeout_s: float = 600.0
-    max_width: int = 7680
-    max_height: int = 4320
-    min_duration_s: float = 0.0
-    max_duration_s: float = 6 * 3600.0
+    """Host names exempt from the private-address check (an internal mirror, a test server), or
+    addresses (an IP here is allowed under any name that resolves to it)."""
+    max_download_bytes: int = Field(4 * 1024**3, ge=1, le=1 << 44)
+    """Cap on the bytes of one download, counted on the wire and after any content decoding."""
+    download_timeout_s: float = Field(600.0, gt=0, le=7 * DAY_S)
+    """Wall-clock limit on one whole download (connect, redirects and every byte)."""
+    max_width: int = Field(7680, ge=16, le=65536)
+    max_height: int = Field(4320, ge=16, le=65536)
+    min_duration_s: float = Field(0.0, ge=0, le=7 * DAY_S)
+    max_duration_s: float = Field(6 * 3600.0, gt=0, le=7 * DAY_S)
+    max_manifest_queries: int = Field(32, ge=0, le=10_000)
+    """A manifest row with more `queries` + `qa` items than this is a row error
+    `ingest:too_many_queries` (each one costs LLM calls)."""
     scratch: str | None = None
     """Where downloaded videos wait for later stages (shared storage on a cluster). Default: OUTPUT/_scratch."""
 
@@ -49,51 +64,49 @@ class ScenesConfig(Strict):
     """`combined` (ContentDetector's score + adaptive cuts + a flash/occlusion filter + fade
     handling; peakclips/detect.py) had the best F1 in docs/benchmarks.md; the others are
     PySceneDetect's own detectors."""
-    threshold: float | None = None
+    threshold: float | None = Field(None, gt=0, le=255)
     """Detector threshold; None = the detector's default (27 for combined and content,
     3.0 adaptive ratio for adaptive, 0.05 for histogram)."""
-    analysis_width: int = 256
+    analysis_width: int = Field(256, ge=16, le=4096)
     """Frames are downscaled to this width before detection (cuts survive downscaling; speed does not)."""
-    min_scene_s: float = 0.6
+    min_scene_s: float = Field(0.6, gt=0, le=DAY_S)
     """Scenes shorter than this are merged into a neighbour; detectors wait this long between cuts."""
-    max_scene_s: float = 60.0
+    max_scene_s: float = Field(60.0, gt=0, le=DAY_S)
     """Scenes longer than this are split into equal parts."""
-    min_frames: int = 2
+    min_frames: int = Field(2, ge=1, le=100_000)
     """A video that decodes to fewer frames is a row error `scenes:too_few_frames`."""
 
     @model_validator(mode="after")
     def _check(self) -> ScenesConfig:
-        if not 0 < self.min_scene_s <= self.max_scene_s / 2:
-            raise ValueError("scenes.min_scene_s must be > 0 and at most half of scenes.max_scene_s")
-        if self.analysis_width < 16 or self.min_frames < 1:
-            raise ValueError("scenes.analysis_width must be >= 16 and scenes.min_frames >= 1")
+        if not self.min_scene_s <= self.max_scene_s / 2:
+            raise ValueError("scenes.min_scene_s must be at most half of scenes.max_scene_s")
         return self
 
 
 class FramesConfig(Strict):
     """Stage 3: T candidate frames for the selector, m frames per scene for captions and CLIP."""
 
-    num_candidates: int = 256
-    per_scene: int = 4
-    candidate_size: int = 448
+    num_candidates: int = Field(256, ge=1, le=4096)
+    per_scene: int = Field(4, ge=1, le=64)
+    candidate_size: int = Field(448, ge=16, le=4096)
     """Longest side of a stored candidate frame, in pixels."""
     candidate_preset: Literal["ultrafast", "superfast", "veryfast", "faster", "fast", "medium"] = "veryfast"
     """x264 preset of the candidates' MP4: veryfast is as small as medium at a third of the
     encoding time (docs/benchmarks.md, candidate storage)."""
-    candidate_crf: int = 23
+    candidate_crf: int = Field(23, ge=0, le=51)
     candidate_x264_params: str = Field("partitions=i8x8,i4x4", pattern=r"^([a-z0-9-]+=[^:=]+(:[a-z0-9-]+=[^:=]+)*)?$")
     """More x264 options after the preset, in x264-params form (`key=value:key=value`). The
     default leaves out veryfast's inter sub-partition search (p8x8, b8x8): 18-25 % less
     encoding CPU for 0-2 % more bytes at the same PSNR (docs/benchmarks.md, candidate storage).
     `mbtree=0` is always added (byte-reproducible output, see peakclips/video.py)."""
-    scene_frame_size: int = 384
+    scene_frame_size: int = Field(384, ge=16, le=4096)
     """Longest side of a per-scene frame sent to the annotator and CLIP."""
-    jpeg_quality: int = 90
+    jpeg_quality: int = Field(90, ge=1, le=100)
 
 
 class Price(Strict):
-    input_per_mtok: float = 0.0
-    output_per_mtok: float = 0.0
+    input_per_mtok: float = Field(0.0, ge=0, le=1e6)
+    output_per_mtok: float = Field(0.0, ge=0, le=1e6)
 
 
 class AnnotatorConfig(Strict):
@@ -116,28 +129,28 @@ class AnnotatorConfig(Strict):
     tried once per run at start."""
     cache: str | None = None
     """SQLite response cache; None = ~/.cache/peakclips/annotator.sqlite."""
-    timeout_s: float = Field(120.0, gt=0)
+    timeout_s: float = Field(120.0, gt=0, le=DAY_S)
     """Per request (each retry gets its own)."""
-    max_retries: int = Field(4, ge=0)
+    max_retries: int = Field(4, ge=0, le=100)
     """The openai client's retries with backoff (408/409/429/5xx, Retry-After, dropped connections)."""
-    max_concurrency: int = Field(16, ge=1)
+    max_concurrency: int = Field(16, ge=1, le=4096)
     """Requests in flight per annotator actor, shared by all the videos it works on."""
-    videos_per_actor: int | None = Field(None, ge=1)
+    videos_per_actor: int | None = Field(None, ge=1, le=4096)
     """Videos an annotator actor works on at once, so that its requests stay in flight across
     videos (one video alone has 1-3 requests to send while its chapters and queries are asked).
     None = max_concurrency, which keeps about 95 % of the slots busy (docs/annotator.md)."""
-    queries_per_video: int = Field(3, ge=1)
-    image_size: int = Field(512, ge=16)
+    queries_per_video: int = Field(3, ge=1, le=100)
+    image_size: int = Field(512, ge=16, le=4096)
     """Longest side of the frames sent as image_url parts."""
     image_detail: Literal["auto", "low", "high"] = "auto"
     """The image_url `detail` OpenAI bills by ("low": a fixed 85 tokens per frame)."""
-    max_manifest_text: int = Field(500, ge=1)
+    max_manifest_text: int = Field(500, ge=1, le=100_000)
     """Manifest text (titles, queries) is cut to this many characters before it enters a prompt."""
-    relevance_window: int = Field(64, ge=1)
+    relevance_window: int = Field(64, ge=1, le=4096)
     """At most this many scenes per relevance call; longer videos are scored in windows."""
-    chapter_size: int = Field(6, ge=1)
+    chapter_size: int = Field(6, ge=1, le=4096)
     """Target number of scenes per chapter."""
-    num_actors: int = Field(2, ge=1)
+    num_actors: int = Field(2, ge=1, le=4096)
     """Annotator actors (each keeps up to max_concurrency requests in flight)."""
     reference_dir: str = "manifests/reference"
     """Hand-written annotations used by the `reference` backend."""
@@ -161,52 +174,46 @@ class ClipConfig(Strict):
     """An open_clip tag, a local checkpoint path, or None for random weights (tests only)."""
     required: bool = True
     """True: weights that cannot be loaded fail the run at start. False: run on without CLIP."""
-    batch_size: int = Field(64, ge=1)
+    batch_size: int = Field(64, ge=1, le=65536)
     """Frames per forward pass."""
     reduce: Literal["max", "mean"] = "max"
     """How a scene's frame similarities become the scene's: max (default, SPEC) or mean."""
-    alpha: float = 0.05
+    alpha: float = Field(0.05, ge=-1, le=1)
     """Similarity mapped to relevance 1 (docs/scores.md: how to calibrate it per model)."""
-    beta: float = 0.20
+    beta: float = Field(0.20, ge=-1, le=1)
     """Similarity mapped to relevance 5."""
     device: Literal["auto", "cpu", "cuda"] = "auto"
     """auto = CUDA with fp16 when the actor has a GPU, else CPU."""
-    num_actors: int = 1
-    num_cpus: float = Field(1.0, ge=0)
+    num_actors: int = Field(1, ge=1, le=4096)
+    num_cpus: float = Field(1.0, ge=0, le=4096)
     """CPUs each CLIP actor reserves; on CPU also its torch threads (Ray sets OMP_NUM_THREADS)."""
 
 
 class FiltersConfig(Strict):
-    min_duration_s: float = 2.0
-    max_duration_s: float = 4 * 3600.0
-    min_scenes: int = 2
-    max_highlight_coverage: float = 0.8
+    min_duration_s: float = Field(2.0, ge=0, le=7 * DAY_S)
+    max_duration_s: float = Field(4 * 3600.0, gt=0, le=7 * DAY_S)
+    min_scenes: int = Field(2, ge=0, le=100_000)
+    max_highlight_coverage: float = Field(0.8, ge=0, le=1)
     """A query whose highlights cover more than this fraction of the video is not discriminative."""
     dedup_queries: bool = True
-    dedup_threshold: float = 0.92
+    dedup_threshold: float = Field(0.92, ge=-1, le=1)
     """Text-embedding cosine above which two queries of one video count as duplicates."""
 
 
 class HighlightsConfig(Strict):
     """Stage 6: score fusion, priorities, clips and filters (SPEC section 2.1)."""
 
-    w1: float = 0.9
-    w2: float = 0.1
-    p1_threshold: float = 4.9
-    p2_threshold: float = 4.3
+    w1: float = Field(0.9, ge=0, le=1)
+    w2: float = Field(0.1, ge=0, le=1)
+    p1_threshold: float = Field(4.9, ge=0, le=5)
+    p2_threshold: float = Field(4.3, ge=0, le=5)
     filters: FiltersConfig = Field(default_factory=FiltersConfig)
-
-
-class ShardConfig(Strict):
-    """Stage 7: how samples are written."""
-
-    candidates_format: Literal["mp4"] = "mp4"
 
 
 class RayConfig(Strict):
     address: str | None = None
     """None = RAY_ADDRESS from the environment, else a local Ray instance."""
-    num_cpus: int | None = None
+    num_cpus: int | None = Field(None, ge=1, le=1 << 16)
     """CPUs for a local instance (None = all)."""
 
 
@@ -214,20 +221,17 @@ class RunConfig(Strict):
     """A whole pipeline run. Every YAML under pipelines/ is one of these."""
 
     name: str = "peakclips"
-    shard_size: int = 100
+    shard_size: int = Field(100, ge=1, le=1_000_000)
     ingest: IngestConfig = Field(default_factory=IngestConfig)
     scenes: ScenesConfig = Field(default_factory=ScenesConfig)
     frames: FramesConfig = Field(default_factory=FramesConfig)
     annotator: AnnotatorConfig = Field(default_factory=AnnotatorConfig)
     clip: ClipConfig = Field(default_factory=ClipConfig)
     highlights: HighlightsConfig = Field(default_factory=HighlightsConfig)
-    shard: ShardConfig = Field(default_factory=ShardConfig)
     ray: RayConfig = Field(default_factory=RayConfig)
 
     @model_validator(mode="after")
     def _check(self) -> RunConfig:
-        if self.shard_size < 1:
-            raise ValueError("shard_size must be at least 1")
         h = self.highlights
         if not h.p2_threshold <= h.p1_threshold:
             raise ValueError("highlights.p2_threshold must not exceed highlights.p1_threshold")
@@ -250,11 +254,36 @@ class RunConfig(Strict):
 OPERATIONAL_KEYS = {
     "name": True,
     "ray": True,
-    "ingest": {"scratch", "allowed_roots"},
+    "ingest": {"scratch", "allowed_roots", "allow_hosts"},
     "annotator": {"base_url", "api_key_env", "azure_api_version", "response_format", "cache", "timeout_s",
                   "max_retries", "max_concurrency", "num_actors", "reference_dir"},
     "clip": {"num_actors"},
 }
+
+
+def published_config(cfg: RunConfig) -> dict:
+    """The config as `_stats.json` and the dataset card publish it: without OPERATIONAL_KEYS
+    (machine paths, endpoints, internal host names), and a local CLIP checkpoint named by its
+    file name only (the hash still covers the full path)."""
+    data = cfg.model_dump(mode="json", exclude=OPERATIONAL_KEYS)
+    data["clip"] = {**data["clip"], "model": public_name(cfg.clip.model),
+                    "pretrained": public_name(cfg.clip.pretrained)}
+    return data
+
+
+def public_name(value: str | None) -> str | None:
+    """A model tag as is; a local path (or `local-dir:` path) as its last component.
+
+    >>> public_name("webli"), public_name("/home/ann/ckpt/siglip.bin"), public_name("local-dir:/m/x")
+    ('webli', 'siglip.bin', 'local-dir:x')
+    """
+    if not value or ("/" not in value and os.sep not in value):
+        return value
+    prefix = "local-dir:" if value.startswith("local-dir:") else ""
+    path = value.removeprefix(prefix)
+    if prefix or path.startswith(("/", "~", ".")) or os.path.exists(path):
+        return prefix + os.path.basename(path.rstrip("/"))
+    return value  # a hub id such as org/name
 
 
 def valid_keys(model: type[BaseModel], prefix: str = "") -> list[str]:
@@ -323,9 +352,15 @@ def load_yaml_config(root: type[BaseModel], path: str | os.PathLike | None, over
     data: dict = {}
     if path is not None:
         try:
-            data = yaml.safe_load(Path(path).read_text()) or {}
+            data = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
         except FileNotFoundError:
             raise ConfigError(f"config file not found: {path}") from None
+        except IsADirectoryError:
+            raise ConfigError(f"{path} is a folder, not a config file") from None
+        except UnicodeDecodeError:
+            raise ConfigError(f"{path}: not UTF-8 text (a config is YAML)") from None
+        except OSError as e:
+            raise ConfigError(f"cannot read the config {path}: {e.strerror}") from None
         except yaml.YAMLError as e:
             raise ConfigError(f"{path}: not valid YAML: {e}") from None
         if not isinstance(data, dict):

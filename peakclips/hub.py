@@ -17,7 +17,7 @@ network at all. Reads finished shards only.
 
 from __future__ import annotations
 
-import json
+import html
 import os
 import re
 import shutil
@@ -25,8 +25,10 @@ from collections import Counter
 from pathlib import Path
 
 from peakclips import __version__, storage
+from peakclips.dataset import iter_samples, read_stats
+from peakclips.errors import UserError
 from peakclips.schema import SCHEMA_VERSION
-from peakclips.shards import complete_shards, iter_samples
+from peakclips.shards import complete_shards, index_path, stats_path, tar_path
 from peakclips.stats import dataset_stats
 
 TEMPLATE = Path(__file__).parent / "templates" / "dataset_card.md.jinja"
@@ -43,7 +45,7 @@ SIZES = [(1_000, "n<1K"), (10_000, "1K<n<10K"), (100_000, "10K<n<100K"), (1_000_
          (10_000_000, "1M<n<10M"), (100_000_000, "10M<n<100M"), (1_000_000_000, "100M<n<1B")]
 
 
-class HubError(ValueError):
+class HubError(UserError):
     """The dataset cannot be published as asked; the message says why."""
 
 
@@ -57,6 +59,21 @@ def hub_license(text: str | None) -> str:
         return "unknown"
     lid = re.sub(r"[\s_]+", "-", text.strip().lower())
     return lid if lid in HUB_LICENSES else "other"
+
+
+MD_SPECIAL = re.compile(r"[\\`*_{}\[\]()#+!|~]")  # what Markdown reads as syntax inside a cell
+
+
+def md_cell(text: str, limit: int = 200) -> str:
+    r"""Manifest text as one cell of a Markdown table: one line, at most `limit` characters, no
+    table syntax, markup or HTML (a `|` would add columns, a newline rows, `<script>`, links or
+    images would render).
+
+    >>> print(md_cell("a|b\n*c* <img src=x> [x](y)"))
+    a\|b \*c\* &lt;img src=x&gt; \[x\]\(y\)
+    """
+    text = html.escape(" ".join(text.split())[:limit], quote=False)
+    return MD_SPECIAL.sub(r"\\\g<0>", text)
 
 
 def size_category(n: int) -> str:
@@ -88,13 +105,13 @@ def build_card(output: str, repo_id: str):
         tags=["video", "highlight-detection", "moment-retrieval", "keyframe-selection", "webdataset", "peakclips"],
         configs=CONFIGS, **extra,
     )
-    first = _first_stats(output)
+    first = read_stats(output, complete_shards(output)[0])
     drops = sorted({**stats["video_drop_reasons"],
                     **{f"query:{k}": n for k, n in stats["query_drop_reasons"].items()}}.items())
-    top = [{"source": s, "license": lic, "videos": n} for (s, lic), n in sources.most_common(30)]
+    top = [{"source": md_cell(s), "license": md_cell(lic), "videos": n} for (s, lic), n in sources.most_common(30)]
     card = DatasetCard.from_template(
         data, template_path=str(TEMPLATE), pretty_name=pretty_name(repo_id), repo_id=repo_id, s=stats,
-        sources=top, more_sources=max(0, len(sources) - len(top)), drops=drops, config=first.get("config"),
+        sources=top, more_sources=max(0, len(sources) - len(top)), drops=drops, config=first.config,
         annotator=stats["annotator"], clip_model=stats["clip_model"], num_candidates=num_candidates,
         schema_version=SCHEMA_VERSION, version=__version__,
     )
@@ -110,11 +127,6 @@ def pretty_name(repo_id: str) -> str:
     return f"PeakClips: {repo_id.split('/')[-1]}"
 
 
-def _first_stats(output: str) -> dict:
-    name = complete_shards(output)[0]
-    return json.loads(storage.read_bytes(storage.join(output, name + "_stats.json")))
-
-
 def lay_out(output: str, card) -> tuple[Path, list[tuple[str, int]]]:
     """DIR/_hub as the repo will look; returns it and [(path in repo, bytes)]."""
     if "://" in output and not output.startswith("file://"):
@@ -123,9 +135,9 @@ def lay_out(output: str, card) -> tuple[Path, list[tuple[str, int]]]:
     root = src / "_hub"
     wanted = {"README.md": None}
     for name in complete_shards(str(src)):
-        wanted[f"data/{name}.tar"] = src / f"{name}.tar"
-        wanted[f"metadata/{name}.parquet"] = src / f"{name}.parquet"
-        wanted[f"metadata/{name}_stats.json"] = src / f"{name}_stats.json"
+        for folder, path in (("data", tar_path(str(src), name)), ("metadata", index_path(str(src), name)),
+                             ("metadata", stats_path(str(src), name))):
+            wanted[f"{folder}/{Path(path).name}"] = Path(path)
     for sub in ("data", "metadata"):  # shards removed or rebuilt since the last upload
         for old in (root / sub).glob("*") if (root / sub).exists() else []:
             if f"{sub}/{old.name}" not in wanted:

@@ -27,6 +27,7 @@ from pydantic import BaseModel, ValidationError
 from peakclips.config import AnnotatorConfig
 from peakclips.errors import VideoError
 from peakclips.llm_formats import LADDER, REFUSED, choose, refusal_hooks, request_fields
+from peakclips.redact import redact_text, redact_uri
 
 BUSY_TIMEOUT_S = 60.0  # a writer waits this long for another process's write to finish
 
@@ -314,15 +315,16 @@ def preflight(cfg: AnnotatorConfig, log=print, timeout_s: float = 3.0) -> str:
         raise ConfigError("annotator.model is not set: set it to the model name your server serves.")
     key = api_key(cfg)
     client = make_client(cfg, key, asynchronous=False, timeout=timeout_s, max_retries=0)
+    shown = redact_uri(url)  # a base_url may carry user:password@ or ?api-key=
     try:
         client.models.list()
     except openai.AuthenticationError:
         raise ConfigError(
-            f"the annotator endpoint {url} rejected the API key: set {cfg.api_key_env}."
+            f"the annotator endpoint {shown} rejected the API key: set {cfg.api_key_env}."
         ) from None
     except (openai.APIConnectionError, openai.APITimeoutError):
         raise ConfigError(
-            f"the annotator endpoint {url} is not reachable: start the server or set "
+            f"the annotator endpoint {shown} is not reachable: start the server or set "
             "annotator.base_url / OPENAI_BASE_URL to one that is."
         ) from None
     except openai.APIStatusError:
@@ -334,4 +336,4 @@ def preflight(cfg: AnnotatorConfig, log=print, timeout_s: float = 3.0) -> str:
                       cfg.response_format, log)
     except openai.APIError as e:
         failure = _error(e, "the response-format check", cfg, cfg.response_format)
-        raise ConfigError(f"the annotator endpoint {url} failed {failure.detail}.") from None
+        raise ConfigError(f"the annotator endpoint {shown} failed {redact_text(failure.detail)}.") from None

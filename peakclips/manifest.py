@@ -15,8 +15,10 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from peakclips.errors import UserError
 
-class ManifestError(ValueError):
+
+class ManifestError(UserError):
     """The manifest cannot be used; the message names the file and line."""
 
 
@@ -60,8 +62,6 @@ class VideoTask:
 
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9_-]+")
-
-
 def safe_key(video_id: str) -> str:
     """Map a video id to a WebDataset key: [A-Za-z0-9_-]+, no dots (dots split tar members)."""
     key = _UNSAFE.sub("_", video_id).strip("_")
@@ -75,14 +75,10 @@ def read_manifest(path: str | Path, base_dir: Path | None = None) -> list[Manife
     mistake, and silently keeping one would make the dataset depend on line order).
     """
     path = Path(path)
-    try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except FileNotFoundError:
-        raise ManifestError(f"manifest not found: {path}") from None
     base_dir = base_dir or path.resolve().parent
     rows: list[ManifestRow] = []
     first_line_of: dict[str, int] = {}
-    for lineno, line in enumerate(lines, start=1):
+    for lineno, line in _lines(path):
         if not line.strip():
             continue
         try:
@@ -109,11 +105,39 @@ def read_manifest(path: str | Path, base_dir: Path | None = None) -> list[Manife
     return rows
 
 
+MAX_LINE_BYTES = 1 << 20  # one row: a URI, ids and a few queries; far below this
+
+
+def _lines(path: Path):
+    """(line number, text) of a UTF-8 text file, each line read within MAX_LINE_BYTES."""
+    try:
+        f = open(path, "rb")
+    except FileNotFoundError:
+        raise ManifestError(f"manifest not found: {path}") from None
+    except IsADirectoryError:
+        raise ManifestError(f"{path} is a folder, not a manifest file") from None
+    except OSError as e:
+        raise ManifestError(f"cannot read the manifest {path}: {e.strerror}") from None
+    with f:
+        lineno = 0
+        while raw := f.readline(MAX_LINE_BYTES + 1):
+            lineno += 1
+            if len(raw) > MAX_LINE_BYTES:
+                raise ManifestError(f"{path} line {lineno}: longer than {MAX_LINE_BYTES >> 20} MiB")
+            try:
+                yield lineno, raw.decode("utf-8")
+            except UnicodeDecodeError:
+                raise ManifestError(f"{path} line {lineno}: not UTF-8 text (a manifest is JSON lines)") from None
+
+
 def _resolve_local(uri: str, base_dir: Path) -> str:
     if "://" in uri:
         return uri
-    p = Path(uri).expanduser()
-    return str(p if p.is_absolute() else (base_dir / p).resolve())
+    try:
+        p = Path(uri).expanduser()
+        return str(p if p.is_absolute() else (base_dir / p).resolve())
+    except (ValueError, RuntimeError):  # a NUL byte, an unknown ~user: ingest refuses the row (bad_uri)
+        return uri
 
 
 def parse_shards(spec: str | None, num_shards: int) -> list[int]:
@@ -123,14 +147,14 @@ def parse_shards(spec: str | None, num_shards: int) -> list[int]:
     wanted: set[int] = set()
     for part in spec.split(","):
         part = part.strip()
-        m = re.fullmatch(r"(\d+)(?:-(\d+))?", part)
+        m = re.fullmatch(r"(\d{1,12})(?:-(\d{1,12}))?", part)
         if not m:
-            raise ManifestError(f"bad shard selection '{part}' (use e.g. 0-99, 7 or 0,3,5)")
+            raise ManifestError(f"bad shard selection '{part[:40]}' (use e.g. 0-99, 7 or 0,3,5)")
         lo = int(m.group(1))
         hi = int(m.group(2) or lo)
         if hi < lo:
             raise ManifestError(f"bad shard range '{part}': end before start")
-        wanted.update(range(lo, hi + 1))
+        wanted.update(range(lo, min(hi, num_shards - 1) + 1))  # never more ids than the manifest has
     selected = sorted(s for s in wanted if s < num_shards)
     if not selected:
         raise ManifestError(

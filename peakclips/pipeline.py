@@ -4,6 +4,10 @@
 
 Scenes and frames (SPEC stages 2-3) are one stage: one decode pass per video (stages/scenes.py).
 
+`stage_specs()` lists the stages in order, with how each runs; `build_dataset()` chains them
+as Ray Data operators and `run_in_process()` applies the same list to rows in this process (the
+tests' way to stage videos without Ray).
+
 `run()` validates everything it can before any work (manifest, config, annotator endpoint, CLIP
 weights), skips shards that are already complete, streams every video of the selected shards
 through the stages as one Ray Data dataset (one row per video), and launches `finalize_shard`
@@ -12,17 +16,21 @@ for a shard as soon as its last video is staged.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, Literal
 
 from peakclips import storage
-from peakclips.config import OPERATIONAL_KEYS, ConfigError, RunConfig
+from peakclips.config import ConfigError, RunConfig, public_name, published_config
 from peakclips.manifest import num_shards, parse_shards, plan_tasks, read_manifest
+from peakclips.redact import hide_paths
 from peakclips.resume import fingerprint, prepare, resume_key
-from peakclips.stages.shard import shard_name
+from peakclips.schema import RunInfo, ShardStats
+from peakclips.shards import is_complete, staging_root
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
@@ -31,15 +39,11 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 class RunSummary:
     shards_built: list[int] = field(default_factory=list)
     shards_skipped: list[int] = field(default_factory=list)
-    stats: list[dict] = field(default_factory=list)
+    stats: list[ShardStats] = field(default_factory=list)
     wall_s: float = 0.0
 
 
-def shard_complete(output: str, shard_id: int) -> bool:
-    return storage.exists(storage.join(output, shard_name(shard_id) + "_stats.json"))
-
-
-def run_info(cfg: RunConfig, clip_note: str | None, scratch: str) -> dict:
+def run_info(cfg: RunConfig, clip_note: str | None, scratch: str) -> RunInfo:
     """Run-level facts every sample and shard records (annotator, prompts, CLIP, config hash)."""
     from peakclips.prompts import load_prompts
 
@@ -51,20 +55,20 @@ def run_info(cfg: RunConfig, clip_note: str | None, scratch: str) -> dict:
 
         # The reference annotations shape the content; their folder's path does not.
         references = json.dumps(load_references(cfg.annotator.reference_dir), sort_keys=True)
-    info = {
+    info = RunInfo.model_validate({
         "annotator": {"backend": cfg.annotator.backend,
                       "model": cfg.annotator.model if cfg.annotator.backend == "openai" else None,
                       "prompts": prompts},
-        "clip_model": {"model": cfg.clip.model, "pretrained": cfg.clip.pretrained, "used": clip_note is None,
+        "clip_model": {"model": public_name(cfg.clip.model), "pretrained": public_name(cfg.clip.pretrained),
+                       "used": clip_note is None,
                        "reduce": cfg.clip.reduce, "alpha": cfg.clip.alpha, "beta": cfg.clip.beta},
-        "clip_note": clip_note,
+        "clip_note": hide_paths(clip_note) if clip_note else None,
         "llm_price": price.model_dump() if (price := cfg.annotator.prices.get(cfg.annotator.model or "")) else None,
         "config_hash": cfg.hash(extra=references),
-        "config": cfg.model_dump(mode="json", exclude=OPERATIONAL_KEYS),
+        "config": published_config(cfg),
         "scratch": scratch,
-    }
-    info["fingerprint"] = fingerprint(info)
-    return info
+    })
+    return info.model_copy(update={"fingerprint": fingerprint(info)})
 
 
 def preflight(cfg: RunConfig, log=print) -> tuple[RunConfig, str | None]:
@@ -78,7 +82,7 @@ def preflight(cfg: RunConfig, log=print) -> tuple[RunConfig, str | None]:
         cfg = cfg.model_copy(update={"annotator": cfg.annotator.model_copy(update={"response_format": fmt})})
     if not cfg.clip.enabled:
         return cfg, "clip.enabled is false"
-    from peakclips.stages.clipscore import clip_status
+    from peakclips.clipmodel import clip_status
 
     note = clip_status(cfg.clip)
     if note and cfg.clip.required:
@@ -91,26 +95,51 @@ def init_ray(cfg: RunConfig) -> None:
 
     if ray.is_initialized():
         return
+    from peakclips.terminal import RAY_RUNTIME_ENV
+
+    # Every worker points its stdin at /dev/null before it runs anything (peakclips/terminal.py:
+    # a worker that touches the user's terminal is stopped by SIGTTOU and the run hangs).
     address = cfg.ray.address or os.environ.get("RAY_ADDRESS")
     if address:
-        ray.init(address=address, log_to_driver=False)
+        ray.init(address=address, log_to_driver=False, runtime_env=RAY_RUNTIME_ENV)
     else:
-        ray.init(num_cpus=cfg.ray.num_cpus, include_dashboard=False, log_to_driver=False)
+        ray.init(num_cpus=cfg.ray.num_cpus, include_dashboard=False, log_to_driver=False,
+                 runtime_env=RAY_RUNTIME_ENV)
     ray.data.DataContext.get_current().enable_progress_bars = False
 
 
-def video_items(tasks, run: dict) -> list[dict]:
+def video_items(tasks, run: RunInfo) -> list[dict]:
     """The rows the first stage receives: one per video, with its place in the output."""
     return [{"index": t.index, "shard_id": t.shard_id, "key": t.key, "video_id": t.row.video_id,
              "uri": t.row.uri, "manifest": t.row.model_dump_json(), "error": None, "error_detail": None,
-             "resume_key": resume_key(run["fingerprint"], t.index, t.key, t.row.model_dump_json())}
+             "resume_key": resume_key(run.fingerprint, t.index, t.key, t.row.model_dump_json())}
             for t in tasks]
 
 
-def build_dataset(tasks, cfg: RunConfig, output: str, run: dict):
-    """Chain the stages. Each stage is a callable class in an autoscaling actor pool."""
-    import ray
+@dataclass
+class StageSpec:
+    """One stage of the chain and how it runs: as Ray `tasks` (stateless; the object travels
+    with the task) or in an `actors` pool (it loads a model or holds a client)."""
 
+    name: str
+    cls: type
+    kwargs: dict[str, Any]
+    runs_as: Literal["tasks", "actors"]
+    num_cpus: float
+    num_gpus: float = 0
+    max_actors: int = 1
+    rows_at_once: int = 1
+    """Rows one actor works on at once (an async stage: several videos share its client)."""
+
+
+def stage_specs(cfg: RunConfig, output: str, run: RunInfo, gpu: bool = False) -> list[StageSpec]:
+    """The stages in order (SPEC section 2), with their resources.
+
+    CPU reservations: a decode task takes a whole CPU (it uses more, through the decoder's
+    threads); the annotator actors wait on the network and the highlights actor does a few small
+    embeddings, so they reserve none: any fraction they held would leave a 1-CPU node unable to
+    run a decode task at all.
+    """
     from peakclips.llm import Secret
     from peakclips.prompts import load_prompts
     from peakclips.reference import load_references
@@ -125,35 +154,48 @@ def build_dataset(tasks, cfg: RunConfig, output: str, run: dict):
     # no access to the project folder.
     prompts = load_prompts(REPO_ROOT / "prompts") if cfg.annotator.backend == "openai" else {}
     references = load_references(cfg.annotator.reference_dir) if cfg.annotator.backend == "reference" else {}
+    clip_on = bool(run.clip_model and run.clip_model.used)
+    return [
+        StageSpec("ingest", Ingest, {"cfg": cfg.ingest, "scratch": run.scratch}, "tasks", 1),
+        # SPEC stages 2-3, scenes and frames, in one decode pass; writes the candidates' MP4
+        StageSpec("scenes", Scenes, {"cfg": cfg.scenes, "frames": cfg.frames, "output": output}, "tasks", 1),
+        StageSpec("annotate", Annotate, {"cfg": cfg.annotator, "prompts": prompts, "references": references,
+                                         "secret": Secret.from_env(cfg.annotator)},
+                  "actors", 0, max_actors=cfg.annotator.num_actors, rows_at_once=cfg.annotator.videos_per_actor),
+        StageSpec("clipscore", ClipScore, {"cfg": cfg.clip, "use_clip": clip_on}, "actors",
+                  cfg.clip.num_cpus if clip_on else 0, num_gpus=1 if clip_on and gpu else 0,
+                  max_actors=cfg.clip.num_actors),
+        StageSpec("highlights", Highlights, {"cfg": cfg.highlights, "clip": cfg.clip}, "actors", 0),
+        StageSpec("shard", StageSample, {"output": output, "run": run}, "tasks", 1),
+    ]
+
+
+def build_dataset(tasks, cfg: RunConfig, output: str, run: RunInfo):
+    """Chain the stages of `stage_specs` as Ray Data operators, one row per video."""
+    import ray
+
     items = video_items(tasks, run)
-    clip_on = run["clip_model"]["used"]
-    gpu = clip_on and _has_gpu()
-
-    # Stateless stages run as Ray tasks (the stage object travels with the task); stages that
-    # load a model or hold a client run in actor pools. CPU reservations: a decode task takes a
-    # whole CPU (it uses more, through the decoder's threads); the annotator actors wait on the
-    # network and the highlights actor does a few small embeddings, so they reserve none: any
-    # fraction they held would leave a 1-CPU node unable to run a decode task at all.
-    def tasks_of(stage, num_cpus):
-        return {"fn": _apply, "fn_kwargs": {"stage": stage}, "num_cpus": num_cpus}
-
-    def actors_of(cls, kwargs, num_cpus, max_size, num_gpus=0, rows_at_once=1):
-        # rows_at_once > 1: an async stage works on that many rows per actor at once
-        return {"fn": cls, "fn_constructor_kwargs": kwargs, "num_cpus": num_cpus, "num_gpus": num_gpus,
-                "compute": ray.data.ActorPoolStrategy(min_size=1, max_size=max_size,
-                                                      max_concurrent_calls_per_actor=rows_at_once)}
-
     ds = ray.data.from_items(items, override_num_blocks=len(items))
-    ds = ds.map(**tasks_of(Ingest(cfg.ingest, run["scratch"]), 1))
-    ds = ds.map(**tasks_of(Scenes(cfg.scenes, cfg.frames), 1))  # scenes + frames, one decode pass
-    ds = ds.map(**actors_of(Annotate, {"cfg": cfg.annotator, "prompts": prompts, "references": references,
-                                       "secret": Secret.from_env(cfg.annotator)},
-                            0, cfg.annotator.num_actors, rows_at_once=cfg.annotator.videos_per_actor))
-    ds = ds.map(**actors_of(ClipScore, {"cfg": cfg.clip, "use_clip": clip_on},
-                            cfg.clip.num_cpus if clip_on else 0, cfg.clip.num_actors, 1 if gpu else 0))
-    ds = ds.map(**actors_of(Highlights, {"cfg": cfg.highlights, "clip": cfg.clip}, 0, 1))
-    ds = ds.map(**tasks_of(StageSample(output, run), 1))
+    for spec in stage_specs(cfg, output, run, gpu=_has_gpu()):
+        if spec.runs_as == "tasks":
+            ds = ds.map(_apply, fn_kwargs={"stage": spec.cls(**spec.kwargs)}, num_cpus=spec.num_cpus)
+        else:
+            ds = ds.map(spec.cls, fn_constructor_kwargs=spec.kwargs, num_cpus=spec.num_cpus, num_gpus=spec.num_gpus,
+                        compute=ray.data.ActorPoolStrategy(min_size=1, max_size=spec.max_actors,
+                                                           max_concurrent_calls_per_actor=spec.rows_at_once))
     return ds
+
+
+def run_in_process(rows: list[dict], specs: list[StageSpec]) -> list[dict]:
+    """The rows through every stage of `specs`, in this process, one row at a time (no Ray):
+    what `build_dataset` does, for tests and debugging. Async stages run on a fresh event loop."""
+    stages = [spec.cls(**spec.kwargs) for spec in specs]
+    out = []
+    for row in rows:
+        for stage in stages:
+            row = asyncio.run(stage(row)) if asyncio.iscoroutinefunction(stage.__call__) else stage(row)
+        out.append(row)
+    return out
 
 
 def _apply(row: dict, stage) -> dict:
@@ -187,18 +229,19 @@ def run(cfg: RunConfig, manifest: str, output: str, shards: str | None = None, f
     if cfg.annotator.backend == "reference":
         log("PeakClips: offline sample run - hand-written reference annotations stand in for the LLM annotator.")
     summary = RunSummary()
-    todo = [s for s in selected if force or not shard_complete(output, s)]
+    todo = [s for s in selected if force or not is_complete(output, s)]
     summary.shards_skipped = [s for s in selected if s not in todo]
     if not todo:
         log(f"all {len(selected)} selected shard(s) already complete in {output}; nothing to do "
             "(use --force to rebuild)")
         return summary
+    storage.check_writable(output, *([cfg.ingest.scratch] if cfg.ingest.scratch else []))
     cfg, clip_note = preflight(cfg, log)
     if clip_note:
         log(f"CLIP off for this run: {clip_note}")
     scratch = cfg.ingest.scratch or storage.join(output, "_scratch")
     info = run_info(cfg, clip_note, scratch)
-    if cfg.annotator.backend == "openai" and info["llm_price"] is None:
+    if cfg.annotator.backend == "openai" and info.llm_price is None:
         log(f"no price for model '{cfg.annotator.model}' in annotator.prices: cost_usd will read 0")
     plan = prepare(output, todo, [t for t in tasks if t.shard_id in set(todo)], info, force)
     reused = set().union(*plan.reused.values())
@@ -220,14 +263,16 @@ def run(cfg: RunConfig, manifest: str, output: str, shards: str | None = None, f
     pending = [finalize.remote(output, s, expected[s], info) for s in todo if len(staged[s]) == len(expected[s])]
     if todo_tasks:
         for row in build_dataset(todo_tasks, cfg, output, info).iter_rows():
+            if row["storage_fault"]:  # the disk is full or read-only: every next row would meet it
+                raise storage.storage_fault_error(output, row["storage_fault"])
             shard, done = row["shard_id"], staged[row["shard_id"]]
             if row["index"] in done:
                 continue
             done.add(row["index"])
             if len(done) == len(expected[shard]):
                 pending.append(finalize.remote(output, shard, expected[shard], info))
-    summary.stats = sorted(ray.get(pending), key=lambda s: s["shard"])
-    for folder in (storage.join(output, "_staging"), scratch):
+    summary.stats = sorted(ray.get(pending), key=lambda s: s.shard)
+    for folder in (staging_root(output), scratch):
         if not storage.listdir(folder):
             storage.remove(folder, recursive=True)
     summary.shards_built = todo
@@ -241,8 +286,3 @@ def format_summary(summary: RunSummary) -> str:
 
     return "\n".join([f"done in {summary.wall_s:.1f} s: {len(summary.shards_built)} shard(s) built, "
                       f"{len(summary.shards_skipped)} skipped", *format_funnel(combine(summary.stats))])
-
-
-def summary_json(summary: RunSummary) -> str:
-    return json.dumps({"built": summary.shards_built, "skipped": summary.shards_skipped,
-                       "stats": summary.stats, "wall_s": summary.wall_s}, indent=2)

@@ -15,6 +15,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field
 
 from peakclips.errors import VideoError
+from peakclips.spans import overlap
 
 
 class _Ref(BaseModel):
@@ -71,7 +72,7 @@ def load_references(folder: str | Path) -> dict[str, dict]:
 
 def best_overlap(start: float, end: float, spans: list[tuple[float, float]]) -> int:
     """Index of the span that overlaps [start, end) most (ties: the earlier span)."""
-    overlaps = [max(0.0, min(end, b) - max(start, a)) for a, b in spans]
+    overlaps = [overlap((start, end), span) for span in spans]
     return max(range(len(spans)), key=lambda i: (overlaps[i], -i))
 
 

@@ -5,9 +5,10 @@ Runs on the driver, before any work (peakclips/pipeline.py calls `prepare`). Rul
   - an incomplete shard keeps the videos already staged under `_staging/NNNNNN/` whose
     *resume key* matches: the key hashes the run fingerprint (content config hash, annotator and
     prompt versions, CLIP model, package and schema version), the video's manifest row, its
-    position and its sample key. Anything else there (another config, an edited manifest, a
-    half-written `.mp4` without its `.json`, temporary files) is deleted, and those videos run
-    again. A staged record is written atomically and last, so it is either whole or absent;
+    position and its sample key. Anything else there (another config, an edited manifest, an
+    `.mp4` the scenes stage staged for a video that never reached the shard stage, temporary
+    files) is deleted, and those videos run again. A staged record is written atomically and
+    last, so it is either whole or absent;
   - temporary files a killed run left beside the shard's final names are deleted.
 Staged videos hold exactly what a fresh run would write (the pipeline is deterministic), so a
 resumed shard is the same shard an uninterrupted run builds; tests/test_resume.py kills real runs
@@ -18,24 +19,20 @@ from __future__ import annotations
 
 import hashlib
 import json
-import re
 from dataclasses import dataclass, field
 
-from peakclips import __version__, storage
-from peakclips.schema import SCHEMA_VERSION
-from peakclips.stages.shard import shard_name, staging_dir
-
-TEMP_MARK = ".tmp-"  # storage.write_atomic / upload_atomic name temporaries `<final>.tmp-<id>`
+from peakclips import __version__, shards, storage
+from peakclips.schema import SCHEMA_VERSION, RunInfo
 
 
 def _sha(text: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
-def fingerprint(run: dict) -> str:
+def fingerprint(run: RunInfo) -> str:
     """Everything run-level that shapes a sample; timings, paths and node ids are left out."""
-    return _sha(json.dumps({"config_hash": run["config_hash"], "annotator": run["annotator"],
-                            "clip_model": run["clip_model"], "version": __version__,
+    return _sha(json.dumps({"config_hash": run.config_hash, "annotator": run.annotator.model_dump(),
+                            "clip_model": run.clip_model and run.clip_model.model_dump(), "version": __version__,
                             "schema": SCHEMA_VERSION}, sort_keys=True))
 
 
@@ -51,54 +48,47 @@ class ResumePlan:
     removed: int = 0
     """Staged or temporary files deleted (stale, foreign or half-written)."""
 
-    @property
-    def num_reused(self) -> int:
-        return sum(len(v) for v in self.reused.values())
-
 
 def remove_temporaries(output: str, shard_id: int) -> int:
     """Delete `peakclips-NNNNNN*.tmp-*` left in the output folder by a killed writer."""
-    prefix = shard_name(shard_id)
-    stale = [n for n in storage.listdir(output) if n.startswith(prefix) and TEMP_MARK in n]
+    stale = shards.temporaries(output, shard_id)
     for n in stale:
         storage.remove(storage.join(output, n))
     return len(stale)
 
 
-def prepare(output: str, shards: list[int], tasks, run: dict, force: bool) -> ResumePlan:
+def prepare(output: str, shard_ids: list[int], tasks, run: RunInfo, force: bool) -> ResumePlan:
     """Clean the selected incomplete shards and return which staged videos to keep.
 
-    `tasks` are the manifest's VideoTasks for `shards`; `force` keeps nothing.
+    `tasks` are the manifest's VideoTasks for `shard_ids`; `force` keeps nothing.
     """
     plan = ResumePlan()
-    expected = {t.index: resume_key(run["fingerprint"], t.index, t.key, t.row.model_dump_json())
-                for t in tasks}
-    for shard_id in shards:
+    expected = {t.index: resume_key(run.fingerprint, t.index, t.key, t.row.model_dump_json()) for t in tasks}
+    for shard_id in shard_ids:
         plan.removed += remove_temporaries(output, shard_id)
         # A shard being rebuilt is incomplete: its stats file goes first, so a kill during the
         # rebuild never leaves old stats beside a new tar.
-        storage.remove(storage.join(output, shard_name(shard_id) + "_stats.json"))
-        folder = staging_dir(output, shard_id)
+        storage.remove(shards.stats_path(output, shard_id))
+        folder = shards.staging_dir(output, shard_id)
         if force:
             storage.remove(folder, recursive=True)
             continue
         plan.reused[shard_id] = kept = set()
         names = storage.listdir(folder)
-        for name in names:
-            m = re.fullmatch(r"(\d{9})\.json", name)
-            if not m:
+        staged = {name: parsed for name in names if (parsed := shards.parse_staged(name))}
+        frames = {index for index, kind in staged.values() if kind == "mp4"}
+        for name, (index, kind) in staged.items():
+            if kind != "json":
                 continue
-            index = int(m.group(1))
             try:
                 record = json.loads(storage.read_bytes(storage.join(folder, name)))
-            except (ValueError, OSError):
+            except (json.JSONDecodeError, UnicodeDecodeError, OSError):  # unreadable: the video is redone
                 record = {}
-            has_mp4 = record.get("sample") is None or f"{index:09d}.mp4" in names
-            if record.get("resume_key") == expected.get(index) and has_mp4:
+            has_frames = record.get("sample") is None or index in frames
+            if record.get("resume_key") == expected.get(index) and has_frames:
                 kept.add(index)
         for name in names:
-            m = re.fullmatch(r"(\d{9})\.(json|mp4)", name)
-            if not (m and int(m.group(1)) in kept):
+            if not (name in staged and staged[name][0] in kept):
                 storage.remove(storage.join(folder, name))
                 plan.removed += 1
     return plan

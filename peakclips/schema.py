@@ -1,12 +1,15 @@
-"""The shard formats: the per-sample `KEY.json` and the Parquet index row (docs/data-format.md).
+"""The shard formats: the per-sample `KEY.json`, the Parquet index row and the shard's
+`_stats.json` (docs/data-format.md); and `RunInfo`, the run-level facts every sample and shard
+records.
 
 These models are the contract between the pipeline, `peakclips verify`, the exports and the
-trainer. Bump SCHEMA_VERSION on any change a reader would notice.
+trainer. Bump SCHEMA_VERSION on any change a reader would notice. (Where files live:
+peakclips/shards.py.)
 """
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -111,6 +114,70 @@ class Sample(_Model):
     clip_model: ClipInfo | None
     config_hash: str
     peakclips_version: str
+
+
+class RunInfo(_Model):
+    """What a run records in every sample and shard: made once on the driver
+    (pipeline.run_info), shipped to the workers with the stages that need it."""
+
+    annotator: AnnotatorInfo
+    clip_model: ClipInfo | None
+    clip_note: str | None = None
+    """Why CLIP did not run (None when it did)."""
+    llm_price: dict[str, float] | None = None
+    """USD per million input/output tokens of the annotator's model (annotator.prices)."""
+    config_hash: str
+    config: dict[str, Any] | None = None
+    """The config without its operational keys (config.OPERATIONAL_KEYS)."""
+    scratch: str = ""
+    """Where downloads wait (shards.scratch_dir); the finalized shard removes its part."""
+    fingerprint: str = ""
+    """resume.fingerprint of the above: staged videos of another fingerprint are redone."""
+
+
+class VideoCounts(_Model):
+    total: int
+    ok: int
+    dropped: int
+    error: int
+
+
+class LlmUsage(_Model):
+    calls: int
+    cache_hits: int
+    prompt_tokens: int
+    completion_tokens: int
+    cost_usd: float | int
+    """An int (0) when no video had a price: the file keeps the number as summed."""
+    price_per_mtok: dict[str, float] | None
+
+
+class ShardStats(_Model):
+    """`peakclips-NNNNNN_stats.json`: counts and provenance of one shard, written last (its
+    presence marks the shard complete). Fields in the file's order."""
+
+    shard: str
+    videos: VideoCounts
+    queries: dict[str, int]
+    """Kept and dropped queries by status (ok, dropped)."""
+    highlights: int
+    video_drop_reasons: dict[str, int]
+    query_drop_reasons: dict[str, int]
+    """Queries dropped in videos that were kept, by reason."""
+    errors: dict[str, int]
+    """Row errors by `<stage>:<code>`."""
+    stage_seconds: dict[str, float]
+    """Wall seconds per stage, summed over the shard's videos."""
+    nodes: dict[str, int]
+    """Stage runs per Ray node id."""
+    llm: LlmUsage
+    annotator: AnnotatorInfo
+    clip_model: ClipInfo | None
+    clip_note: str | None
+    config_hash: str
+    config: dict[str, Any] | None
+    peakclips_version: str
+    schema_version: str
 
 
 # Columns of `peakclips-NNNNNN.parquet`: one row per (video, query), and one row with a null

@@ -11,35 +11,35 @@ import json
 import statistics
 from collections import Counter
 
-from peakclips import storage
-from peakclips.shards import load_index, shard_names
+from peakclips.dataset import load_index, read_stats
+from peakclips.schema import ShardStats
+from peakclips.shards import is_complete, shard_names
 
 COUNTERS = ("video_drop_reasons", "query_drop_reasons", "errors", "stage_seconds", "nodes")
 
 
-def load_shard_stats(output: str) -> tuple[list[dict], list[str]]:
+def load_shard_stats(output: str) -> tuple[list[ShardStats], list[str]]:
     """(stats of the complete shards, names of the incomplete ones)."""
     done, incomplete = [], []
     for name in shard_names(output):
-        path = storage.join(output, name + "_stats.json")
-        if storage.exists(path):
-            done.append(json.loads(storage.read_bytes(path)))
+        if is_complete(output, name):
+            done.append(read_stats(output, name))
         else:
             incomplete.append(name)
     return done, incomplete
 
 
-def combine(shards: list[dict]) -> dict:
+def combine(shards: list[ShardStats]) -> dict:
     """Sum the per-shard stats into one dict of the same shape (counts, reasons, seconds, LLM)."""
     out: dict = {"shards": len(shards), "videos": Counter(), "queries": Counter(), "highlights": 0,
                  "llm": Counter(), **{k: Counter() for k in COUNTERS}}
     for st in shards:
-        out["videos"].update(st["videos"])
-        out["queries"].update(st["queries"])
-        out["highlights"] += st["highlights"]
-        out["llm"].update({k: n for k, n in st["llm"].items() if isinstance(n, (int, float))})  # not the price
+        out["videos"].update(st.videos.model_dump())
+        out["queries"].update(st.queries)
+        out["highlights"] += st.highlights
+        out["llm"].update(st.llm.model_dump(exclude={"price_per_mtok"}))
         for k in COUNTERS:
-            out[k].update(st.get(k, {}))
+            out[k].update(getattr(st, k))
     return {k: dict(v) if isinstance(v, Counter) else v for k, v in out.items()}
 
 
@@ -70,10 +70,10 @@ def dataset_stats(output: str) -> dict:
     shards, incomplete = load_shard_stats(output)
     summary = combine(shards)
     summary["incomplete_shards"] = incomplete
-    summary.update(index_summary(load_index(output, [s["shard"] for s in shards])))
-    summary["config_hashes"] = sorted({s["config_hash"] for s in shards})
-    summary["annotator"] = shards[0]["annotator"] if shards else None
-    summary["clip_model"] = shards[0]["clip_model"] if shards else None
+    summary.update(index_summary(load_index(output, [s.shard for s in shards])))
+    summary["config_hashes"] = sorted({s.config_hash for s in shards})
+    summary["annotator"] = shards[0].annotator.model_dump() if shards else None
+    summary["clip_model"] = shards[0].clip_model and shards[0].clip_model.model_dump() if shards else None
     return summary
 
 

@@ -11,8 +11,10 @@ import io
 import queue
 import threading
 from collections.abc import Generator, Iterator
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from fractions import Fraction
+from urllib.parse import urlsplit
 
 import numpy as np
 
@@ -30,20 +32,87 @@ class Probe:
     rotation: int  # degrees counter-clockwise from the display matrix
 
 
-def open_container(uri: str):
-    """Open a local path or any fsspec URI for reading; raise VideoError on anything unreadable."""
+# Demuxers of single-file media: the only ones PeakClips lets FFmpeg use. FFmpeg picks a demuxer
+# by content, not by name, and some of its demuxers follow references to other files or URLs:
+# hls (an .m3u8 playlist under any name), dash, concat (ffconcat lists), image2 (file-name
+# patterns), tee... A playlist inside the allowed roots would make the pipeline decode a file
+# outside them. A file whose content FFmpeg reads as anything else is `unsupported_container`.
+# (FFmpeg matches each comma-separated name of a demuxer: "mov" is mov/mp4/m4a/3gp, "matroska"
+# is matroska/webm.) mov's external data references stay off, FFmpeg's default.
+DEMUXERS = "mov,mp4,matroska,webm,avi,mpegts,mpeg,flv,ogg,asf,ivf,h264,hevc,m4v,obu"
+SHARD_FORMAT = "mp4"  # the candidate frames in a shard: always opened as MP4, never probed
+
+
+@contextmanager
+def open_media(source: str | bytes, format: str | None = None):
+    """The one way PeakClips opens media for reading: a local path, an fsspec URI or bytes.
+
+    Only the `DEMUXERS` allow-list may read it, and it may open no other file: a path is read
+    through FFmpeg's `file` protocol alone, a URI or bytes through PyAV's own I/O with no
+    protocol at all. `format` forces a demuxer (no probing). Raises VideoError: `not_found`,
+    `unsupported_container` (a playlist, a concat list, any demuxer not on the list) or
+    `not_a_video`; details never name the path (it may be a scratch file of this machine).
+    """
     import av
 
+    with ExitStack() as opened:
+        try:
+            if isinstance(source, bytes | bytearray):
+                fileobj = io.BytesIO(source)
+            elif _local(source) is None:
+                import fsspec
+
+                fileobj = opened.enter_context(fsspec.open(source, "rb"))
+            else:
+                fileobj = None
+            target, protocols = (fileobj, "none") if fileobj is not None else (_local(source), "file")
+            container = opened.enter_context(av.open(target, format=format, container_options={
+                "format_whitelist": DEMUXERS, "protocol_whitelist": protocols}))
+        except FileNotFoundError:
+            raise VideoError("not_found", "no such file") from None
+        except av.error.ArgumentError:  # EINVAL: what the allow-lists refuse
+            raise VideoError("unsupported_container", "FFmpeg reads it as a format that is not a single-file "
+                             f"media container (allowed demuxers: {DEMUXERS})") from None
+        except (av.error.FFmpegError, OSError) as e:
+            if _lists_other_files(source):
+                raise VideoError("unsupported_container", "a playlist or list of other files; only "
+                                 "single-file media are read") from None
+            raise VideoError("not_a_video", f"cannot open as media: {e.strerror or type(e).__name__}") from None
+        yield container
+
+
+def _local(source: str) -> str | None:
+    """The path of a local source (a path or a file:// URI; never handed to fsspec, which would
+    read a `::` in a file name as a chained URL), else None."""
+    if source[:7].lower() == "file://":
+        return source[7:]
     try:
-        if "://" in uri and not uri.startswith("file://"):
+        return source if not urlsplit(source).scheme else None
+    except ValueError:  # not a URI at all
+        return source
+
+
+# How playlists and lists of files begin (HLS, ffconcat, DASH, PLS). FFmpeg already refused to
+# open the file; this only names the refusal right when FFmpeg did not even recognise the list
+# (its hls demuxer ignores a playlist whose name does not end in .m3u8).
+LIST_MAGIC = (b"#EXTM3U", b"ffconcat", b"<?xml", b"<MPD", b"[playlist]")
+
+
+def _lists_other_files(source: str | bytes) -> bool:
+    try:
+        if isinstance(source, bytes | bytearray):
+            head = bytes(source[:64])
+        elif (path := _local(source)) is not None:
+            with open(path, "rb") as f:
+                head = f.read(64)
+        else:
             import fsspec
 
-            return av.open(fsspec.open(uri, "rb").open())
-        return av.open(uri.removeprefix("file://"))
-    except FileNotFoundError:
-        raise VideoError("not_found", f"no such file: {uri}") from None
-    except av.error.FFmpegError as e:
-        raise VideoError("not_a_video", f"cannot open as media: {e}") from None
+            with fsspec.open(source, "rb") as f:
+                head = f.read(64)
+    except (OSError, ValueError):
+        return False
+    return head.lstrip(b"\xef\xbb\xbf \t\r\n").startswith(LIST_MAGIC)
 
 
 # Decoder threads by frame size. FFmpeg's frame threads cost 30-45 % more CPU per frame on
@@ -74,7 +143,7 @@ def probe(uri: str, max_width: int | None = None, max_height: int | None = None)
     """
     import av
 
-    with open_container(uri) as container:
+    with open_media(uri) as container:
         stream = video_stream(container)
         ctx = stream.codec_context
         if max_width and max_height:
@@ -109,7 +178,7 @@ def probe(uri: str, max_width: int | None = None, max_height: int | None = None)
 
 def demux_duration(uri: str, fps: float) -> float:
     """Duration from the packets, for files whose header has none (read, not decoded)."""
-    with open_container(uri) as container:
+    with open_media(uri) as container:
         stream = video_stream(container)
         start, end, count = stream.start_time or 0, None, 0
         for packet in container.demux(stream):
@@ -139,7 +208,7 @@ def iter_frames(uri: str, errors: list[str] | None = None) -> Iterator[DecodedFr
     """
     import av
 
-    with open_container(uri) as container:
+    with open_media(uri) as container:
         stream = video_stream(container)
         start = stream.start_time or 0
         tb = Fraction(stream.time_base)
@@ -278,12 +347,6 @@ def encode_jpeg(img: np.ndarray, quality: int = 90) -> bytes:
     return buf.getvalue()
 
 
-def decode_jpeg(data: bytes) -> np.ndarray:
-    from PIL import Image
-
-    return np.asarray(Image.open(io.BytesIO(data)).convert("RGB"))
-
-
 # x264 settings for every stored frame stream. `mbtree=0`: with macroblock-tree rate control and
 # B-frames, x264 (the build PyAV ships) gives different bytes for identical input once the
 # process has encoded a few streams (Ray reuses worker processes), so shards would not be
@@ -338,17 +401,37 @@ class Mp4Writer:
         return self._buf.getvalue()
 
 
-def encode_mp4(frames: list[np.ndarray], crf: int = 23) -> bytes:
-    """Encode equally sized RGB frames as a short H.264 stream (see `Mp4Writer`)."""
-    h, w = frames[0].shape[:2]
-    writer = Mp4Writer(w, h, crf)
-    for img in frames:
-        writer.add(img)
-    return writer.finish()
+# What a reader of shards decodes at most: the config's bounds (frames.num_candidates <= 4096,
+# frames.candidate_size <= 4096) can write nothing larger, so anything larger is not ours.
+MAX_SHARD_FRAMES = 4096
+MAX_SHARD_SIDE = 4096
+MAX_DECODED_BYTES = 2 << 30
+
+
+def shard_frames(data: bytes) -> Iterator:
+    """The frames of a shard's candidate MP4, one at a time, refusing sizes no config produces."""
+    with open_media(data, SHARD_FORMAT) as container:
+        stream = video_stream(container)
+        w, h = stream.codec_context.width, stream.codec_context.height
+        if max(w, h) > MAX_SHARD_SIDE:
+            raise VideoError("too_large", f"{w}x{h} frames: larger than any candidate PeakClips writes")
+        for i, frame in enumerate(container.decode(stream)):
+            if i >= MAX_SHARD_FRAMES:
+                raise VideoError("too_large", f"more than {MAX_SHARD_FRAMES} frames")
+            yield frame
+
+
+def count_mp4_frames(data: bytes) -> int:
+    """Frames in a shard's candidate MP4 (decoded, none kept)."""
+    return sum(1 for _ in shard_frames(data))
 
 
 def decode_mp4(data: bytes) -> list[np.ndarray]:
-    import av
-
-    with av.open(io.BytesIO(data)) as container:
-        return [f.to_ndarray(format="rgb24") for f in container.decode(video=0)]
+    """Every frame of a shard's candidate MP4 as RGB, at most MAX_DECODED_BYTES of them."""
+    out, size = [], 0
+    for frame in shard_frames(data):
+        size += frame.width * frame.height * 3
+        if size > MAX_DECODED_BYTES:
+            raise VideoError("too_large", f"the frames decode to more than {MAX_DECODED_BYTES >> 20} MiB")
+        out.append(frame.to_ndarray(format="rgb24"))
+    return out

@@ -25,8 +25,10 @@ def ray_local():
     """A local Ray instance shared by the whole session (starting one costs seconds)."""
     import ray
 
+    from peakclips.terminal import RAY_RUNTIME_ENV
+
     if not ray.is_initialized():
-        ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+        ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, runtime_env=RAY_RUNTIME_ENV)
     yield ray
     ray.shutdown()
 

@@ -793,3 +793,23 @@ def build_fault_set(dirpath) -> list[dict]:
                         notes="never written")
     out.append({"name": "missing", **missing.as_dict()})
     return out
+
+
+def candidate_mp4(frames: Sequence[np.ndarray]) -> bytes:
+    """Equally sized RGB frames as the pipeline stores candidate frames (video.Mp4Writer)."""
+    from peakclips.video import Mp4Writer
+
+    h, w = frames[0].shape[:2]
+    writer = Mp4Writer(w, h)
+    for img in frames:
+        writer.add(img)
+    return writer.finish()
+
+
+def jpeg_rgb(data: bytes) -> np.ndarray:
+    """A JPEG's pixels as an RGB array."""
+    import io
+
+    from PIL import Image
+
+    return np.asarray(Image.open(io.BytesIO(data)).convert("RGB"))

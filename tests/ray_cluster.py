@@ -62,7 +62,7 @@ class LocalCluster:
         self.procs.append(subprocess.Popen(
             [RAY, "start", *args, "--temp-dir", temp, *ports, "--num-cpus", str(self.num_cpus),
              "--disable-usage-stats", "--block"],
-            env=self.env, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+            env=self.env, start_new_session=True, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
 
     def _wait(self, n: int, timeout: float = 240) -> None:
         deadline = time.time() + timeout

@@ -1,5 +1,6 @@
 """Helpers for the shard tests: a small several-shard manifest of the bundled clips, the
-`peakclips run` command line for it, and a sample-by-sample snapshot of a finished output."""
+`peakclips run` command line for it, a sample-by-sample snapshot of a finished output, and
+finished shards of made-up videos written by the real writer (`video_row`, `write_dataset`)."""
 
 from __future__ import annotations
 
@@ -9,9 +10,11 @@ import sys
 import tarfile
 from pathlib import Path
 
+import numpy as np
 import pyarrow.parquet as pq
 import yaml
 
+from peakclips.schema import RunInfo
 from tests.conftest import REPO, SAMPLE_CONFIG
 
 SHORT_CLIPS = ["tears_of_steel_10s", "sintel_10s", "caminandes1_10s"]
@@ -68,3 +71,84 @@ def leftovers(output: Path) -> list[str]:
     return sorted(str(p.relative_to(output)) for p in output.rglob("*")
                   if not (p.parent == output and p.name.startswith("peakclips-") and p.name.endswith(finished)
                           and ".tmp-" not in p.name))
+
+
+# --- finished shards written by the real writer, from rows made here ------------------------------
+
+TEST_RUN = RunInfo(annotator={"backend": "reference", "model": None, "prompts": []}, clip_model=None,
+                   config_hash="test", scratch="")
+
+
+def video_row(key: str, starts: list[float], duration_s: float, queries: list[dict], *, index: int = 0,
+              shard_id: int = 0, error: str | None = None, frame_times_s: list[float] | None = None,
+              captions: list[str] | None = None, chapters: list[dict] = (), summary: str = "",
+              qa: list[dict] = (), source: str | None = "synthetic", license: str | None = "CC0",
+              width: int = 16, height: int = 16) -> dict:
+    """A row as the shard stage receives it from the highlights stage, for a video whose scenes
+    start at `starts`. Each query: {"query", "llm": [1-5 per scene], "highlights": [...]} and
+    optionally "origin", "reasons", "clip", "final"; a query without highlights is dropped
+    (no_highlight) and a video without a kept query too (no_queries_left), as the highlights
+    stage does. `error` makes it a failed row (`<stage>:<code>`)."""
+    ends = starts[1:] + [duration_s]
+    frame_times_s = frame_times_s if frame_times_s is not None else [round(duration_s / 4, 4), round(3 * duration_s / 4, 4)]
+    results = [{"query_id": i, "final_scores": q.get("final", [float(s) for s in q["llm"]]),
+                "highlights": q["highlights"], "status": "ok" if q["highlights"] else "dropped",
+                "drop_reason": "" if q["highlights"] else "no_highlight"} for i, q in enumerate(queries)]
+    kept = any(r["status"] == "ok" for r in results)
+    return {
+        "index": index, "shard_id": shard_id, "key": key, "video_id": key, "resume_key": "test",
+        "manifest": json.dumps({"video_id": key, "uri": f"/{key}.mp4", "source": source, "license": license,
+                                "qa": list(qa)}),
+        "error": error, "error_detail": "scripted" if error else None,
+        "status": "ok" if kept else "dropped", "drop_reason": "" if kept else "no_queries_left",
+        "duration_s": duration_s, "fps": 24.0, "width": width, "height": height, "truncated": False,
+        "frame_times_s": frame_times_s,
+        "scenes": [{"scene_id": i, "start_s": a, "end_s": b, "start_frame": i, "end_frame": i + 1}
+                   for i, (a, b) in enumerate(zip(starts, ends))],
+        "captions": captions or [f"scene {i}" for i in range(len(starts))],
+        "scene_frame_times": [[round((a + b) / 2, 4)] for a, b in zip(starts, ends)],
+        "chapters": list(chapters), "summary": summary,
+        "queries": [{"query_id": i, "query": q["query"], "origin": q.get("origin", "manifest")}
+                    for i, q in enumerate(queries)],
+        "llm_scores": [q["llm"] for q in queries],
+        "llm_reasons": [q.get("reasons", ["scripted"] * len(q["llm"])) for q in queries],
+        "clip_sims": [q["clip"] for q in queries] if queries and all("clip" in q for q in queries) else [],
+        "query_results": results,
+    }
+
+
+def write_dataset(output: Path, videos: list[tuple[dict, bytes | None]], run: RunInfo = TEST_RUN) -> Path:
+    """Finished shards in `output`, written by the pipeline's own writer: each (row, candidate MP4)
+    is staged as the scenes and shard stages stage it, then `finalize_shard` builds each shard
+    (tar, index, `_stats.json`). A kept video without an MP4 gets one of solid frames."""
+    from peakclips import shards
+    from peakclips.stages.shard import StageSample, finalize_shard
+    from tests.media import candidate_mp4
+
+    stage = StageSample(str(output), run)
+    by_shard: dict[int, list[int]] = {}
+    for row, mp4 in videos:
+        if row["status"] == "ok" and not row.get("error"):
+            if mp4 is None:
+                mp4 = candidate_mp4([np.full((16, 16, 3), 40 * i, np.uint8) for i in range(len(row["frame_times_s"]))])
+            path = Path(shards.staged_frames(str(output), row["shard_id"], row["index"]))
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_bytes(mp4)
+        stage(dict(row))
+        by_shard.setdefault(row["shard_id"], []).append(row["index"])
+    for shard_id, indices in sorted(by_shard.items()):
+        finalize_shard(str(output), shard_id, sorted(indices), run)
+    return output
+def one_sample_dataset(folder: Path, doc: dict, mp4: bytes, members=None) -> Path:
+    """A dataset folder of one complete shard holding one synthetic sample (tests/train/shards.py),
+    written by the real writer; with `members`, its tar is then replaced by a tar of those
+    (TarInfo, bytes): a hostile tar beside a valid index and `_stats.json`."""
+    from tests.train.shards import write_shard
+
+    folder.mkdir(parents=True, exist_ok=True)
+    write_shard(folder / "peakclips-000000.tar", [(doc, mp4)])
+    if members is not None:
+        with tarfile.open(folder / "peakclips-000000.tar", "w", format=tarfile.PAX_FORMAT) as tar:
+            for info, data in members:
+                tar.addfile(info, io.BytesIO(data))
+    return folder

@@ -1,5 +1,6 @@
-"""`peakclips annotator-eval`: metrics on hand-made indexes with known answers, on the sample
-dataset (reference backend: perfect agreement by construction), and the command line."""
+"""`peakclips annotator-eval`: metrics on made-up annotations with known answers (shards written
+by the real writer), on the sample dataset (reference backend: perfect agreement by
+construction), and the command line."""
 
 from __future__ import annotations
 
@@ -7,13 +8,13 @@ import json
 import subprocess
 import sys
 
-import pyarrow.parquet as pq
 import pytest
 
-from peakclips.annotator_eval import EvalError, average_ranks, evaluate, spearman, temporal_iou
+from peakclips.annotator_eval import EvalError, average_ranks, evaluate, spearman
 from peakclips.reference import load_references
-from peakclips.stages.shard import index_table
+from peakclips.verify import verify
 from tests.conftest import REPO
+from tests.shards import video_row, write_dataset
 
 REFS = load_references(REPO / "manifests/reference")
 
@@ -26,45 +27,31 @@ def test_spearman_matches_scipy_with_ties():
     assert spearman([1, 1, 1], [1, 2, 3]) is None and spearman([1], [1]) is None
 
 
-def test_temporal_iou_of_unions():
-    assert temporal_iou([(0, 2), (1, 3)], [(0, 3)]) == 1.0  # overlapping clips merge first
-    assert temporal_iou([], [(0, 1)]) == 0.0
-    assert temporal_iou([(0, 1)], [(2, 3)]) == 0.0
-    assert temporal_iou([(0, 4)], [(1, 2), (3, 5)]) == pytest.approx(2 / 5)
-
-
-def _index_row(video_id, query, scores, starts, duration, highlights):
-    return {"video_id": video_id, "key": video_id, "shard_id": 0, "query_id": 0, "query": query,
-            "status": "ok", "duration_s": duration, "num_scenes": len(starts or []), "scene_starts_s": starts,
-            "llm_scores": scores, "highlights_json": json.dumps(highlights), "annotator_backend": "openai",
-            "annotator_model": "m"}
-
-
 def _write(out, rows):
-    out.mkdir(parents=True, exist_ok=True)
-    pq.write_table(index_table(rows), out / "peakclips-000000.parquet")
-    (out / "peakclips-000000_stats.json").write_text("{}")
+    write_dataset(out, [(dict(r, index=i), None) for i, r in enumerate(rows)])
 
 
 def test_known_disagreement_gives_known_numbers(tmp_path):
     ref = REFS["tears_of_steel_10s"]
     starts = [s["start_s"] for s in ref["scenes"]]  # the detector found the reference's scenes
-    rows = []
+    queries = []
     for i, q in enumerate(ref["queries"]):
         gold = [s["score"] for s in q["scores"]]
         pred = list(gold)
         if i == 0:
             pred[0] = gold[0] % 5 + 1  # off by one (or 5 -> 1)
             pred[-1] = (gold[-1] + 2) % 5 + 1  # off by three or two
-        fives = [{"start_s": s["start_s"], "end_s": s["end_s"]} for s, g in zip(ref["scenes"], gold) if g == 5]
-        rows.append(_index_row("tears_of_steel_10s", q["query"].upper() + "  ", pred, starts,
-                               ref["duration_s"], fives if i else []))  # the first query: no highlight
-    rows.append(_index_row("tears_of_steel_10s", "a generated query", [1] * len(starts), starts, 10.0, []))
-    rows.append(dict(_index_row("sintel_10s", None, None, None, 10.0, []), error="annotate:llm_timeout"))
-    _write(tmp_path / "out", rows)
+        fives = [{"start_s": s["start_s"], "end_s": s["end_s"], "priority": "P1", "scene_ids": [j], "reason": "5"}
+                 for j, (s, g) in enumerate(zip(ref["scenes"], gold)) if g == 5]
+        queries.append({"query": q["query"].upper() + "  ", "llm": pred,
+                        "highlights": fives if i else []})  # the first query: no highlight
+    queries.append({"query": "a generated query", "llm": [1] * len(starts), "highlights": [], "origin": "generated"})
+    _write(tmp_path / "out", [video_row("tears_of_steel_10s", starts, ref["duration_s"], queries),
+                              video_row("sintel_10s", [0.0], 10.0, [], error="annotate:llm_timeout")])
+    assert verify(str(tmp_path / "out")) == (1, [])  # a real shard, as the pipeline writes them
     r = evaluate(str(tmp_path / "out"))
     n = len(starts) * len(ref["queries"])
-    within = n - sum(abs(p - g) > 1 for p, g in zip(rows[0]["llm_scores"], [s["score"] for s in ref["queries"][0]["scores"]]))
+    within = n - sum(abs(p - g) > 1 for p, g in zip(queries[0]["llm"], [s["score"] for s in ref["queries"][0]["scores"]]))
     assert r["overall"]["pairs"] == n and r["overall"]["exact"] == pytest.approx((n - 2) / n)
     assert r["overall"]["within_1"] == pytest.approx(within / n)
     assert r["overall"]["highlight_tiou"] == pytest.approx(2 / 3)  # 1, 1 and 0
@@ -82,12 +69,13 @@ def test_detected_scenes_are_matched_by_time(tmp_path):
 
     gold = [q["scores"][best_overlap(a, b, spans)]["score"] for a, b in zip(starts, starts[1:] + [10.0])]
     assert gold == [q["scores"][0]["score"], q["scores"][5]["score"], q["scores"][6]["score"]]
-    _write(tmp_path / "o", [_index_row("sintel_10s", q["query"], gold, starts, 10.0, [])])
+    _write(tmp_path / "o", [video_row("sintel_10s", starts, 10.0, [{"query": q["query"], "llm": gold, "highlights": []}])])
     assert evaluate(str(tmp_path / "o"))["overall"]["exact"] == 1.0
 
 
 def test_nothing_to_compare_is_a_clear_error(tmp_path):
-    _write(tmp_path / "o", [_index_row("sintel_10s", "a generated query", [1, 2], [0.0, 5.0], 10.0, [])])
+    _write(tmp_path / "o", [video_row("sintel_10s", [0.0, 5.0], 10.0,
+                                      [{"query": "a generated query", "llm": [1, 2], "highlights": []}])])
     with pytest.raises(EvalError, match="sample_eval.jsonl"):
         evaluate(str(tmp_path / "o"))
     with pytest.raises(EvalError, match="no finished shard"):

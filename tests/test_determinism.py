@@ -28,10 +28,11 @@ def test_candidate_stream_is_byte_stable_in_a_reused_process():
     assert len({hashlib.sha256(b"".join(j for s in r.scene_frames for j in s)).hexdigest() for r in runs}) == 1
 
 
+@pytest.mark.model
 def test_random_clip_weights_are_the_same_in_every_actor():
     import torch
 
-    from peakclips.stages.clipscore import load_clip
+    from peakclips.clipmodel import load_clip
 
     cfg = ClipConfig(model="ViT-B-32", pretrained=None)  # a tokenizer open_clip bundles (offline)
     a, _, tok = load_clip(cfg)

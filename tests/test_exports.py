@@ -7,9 +7,9 @@ import re
 import pytest
 
 from peakclips.cli import main
+from peakclips.dataset import iter_samples
 from peakclips.export import windows
 from peakclips.export.qvhighlights import clip_ids, saliency
-from peakclips.shards import iter_samples
 
 pytestmark = pytest.mark.slow  # they read the session's sample run
 

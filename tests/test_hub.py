@@ -114,3 +114,38 @@ def test_license_and_size_mapping():
     assert hub_license("CC-BY-3.0") == "cc-by-3.0" and hub_license("Some Studio EULA") == "other"
     assert size_category(999) == "n<1K" and size_category(1000) == "1K<n<10K"
     assert json.dumps(size_category(10**12)) == '"n>1B"'
+
+
+HOSTILE_SOURCE = "Evil | Col\n# Heading\n<script>alert(1)</script> [click](http://e.test) ![i](x) *b*"
+
+
+def test_manifest_text_cannot_break_the_sources_table(sample_output, tmp_path):
+    import io
+    import re
+    import tarfile
+
+    from peakclips.hub import build_card
+
+    out, _ = sample_output
+    copy = tmp_path / "d"
+    shutil.copytree(out, copy, ignore=shutil.ignore_patterns("_hub", "report", "README.md"))
+    tar_path = copy / "peakclips-000000.tar"
+    with tarfile.open(tar_path) as tar:
+        members = [(m, tar.extractfile(m).read()) for m in tar.getmembers()]
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT) as tar:
+        for info, data in members:
+            if info.name.endswith(".json"):
+                doc = json.loads(data)
+                doc.update(source=HOSTILE_SOURCE, license="CC | BY\n|---|")
+                data = json.dumps(doc).encode()
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    tar_path.write_bytes(buf.getvalue())
+
+    text = str(build_card(str(copy), "peakclips/sample"))
+    table = text.split("## Sources")[1].split("\n\n")[1].strip().splitlines()
+    assert len(table) == 3, table  # header, rule, the one (hostile) source
+    cells = re.split(r"(?<!\\)\|", table[2])
+    assert len(cells) == 5 and cells[3].strip() == "4", cells  # | source | license | videos |
+    assert "<script>" not in text and "](http://e.test)" not in text and "\n# Heading" not in text

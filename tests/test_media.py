@@ -258,7 +258,7 @@ def test_rotated_clip_ffmpeg_autorotates(tmp_path):
     imageio_ffmpeg = pytest.importorskip("imageio_ffmpeg")
     info = media.make_rotated_clip(tmp_path / "r.mp4", rotation=90, n_frames=4)
     assert (info.width, info.height) == (320, 240)
-    raw = subprocess.run([imageio_ffmpeg.get_ffmpeg_exe(), "-v", "error", "-i", info.path,
+    raw = subprocess.run([imageio_ffmpeg.get_ffmpeg_exe(), "-v", "error", "-nostdin", "-i", info.path,
                           "-frames:v", "1", "-f", "rawvideo", "-pix_fmt", "rgb24", "-"],
                          capture_output=True, check=True).stdout
     upright = np.frombuffer(raw, np.uint8).reshape(320, 240, 3)  # ffmpeg applied it

@@ -116,7 +116,7 @@ def test_bad_files_become_row_errors_and_the_run_finishes(ray_local, tmp_path):
         assert r["error"] in want, (f["name"], r["error"], r["error_detail"])
         assert r["truncated"] == (f["name"] == "truncated"), f["name"]
     assert by_video["truncated"]["num_scenes"] >= 1
-    assert summary.stats[0]["videos"]["total"] == len(files)
+    assert summary.stats[0].videos.total == len(files)
 
 
 def test_real_config_without_an_endpoint_fails_fast_with_one_sentence(tmp_path):

@@ -2,8 +2,6 @@
 keeps, and a real `peakclips run` killed with SIGKILL at several moments, then re-run, compared
 sample by sample with an uninterrupted run."""
 
-import asyncio
-import inspect
 import json
 import os
 import shutil
@@ -18,15 +16,16 @@ import pytest
 from peakclips import storage
 from peakclips.config import load_config
 from peakclips.manifest import plan_tasks, read_manifest
-from peakclips.pipeline import run, run_info, video_items
+from peakclips.pipeline import run, run_in_process, run_info, stage_specs, video_items
 from peakclips.resume import fingerprint, prepare, resume_key
+from peakclips.schema import RunInfo
 from peakclips.stages.shard import finalize_shard
 from peakclips.verify import verify
 from tests.conftest import REPO, SAMPLE_CONFIG
 from tests.shards import leftovers, run_command, small_manifest, snapshot
 
-RUN = {"config_hash": "c0ffee", "annotator": {"backend": "reference", "model": None, "prompts": []},
-       "clip_model": None}
+RUN = RunInfo(config_hash="c0ffee", annotator={"backend": "reference", "model": None, "prompts": []},
+              clip_model=None)
 
 
 def _stage(folder: Path, index: int, key: str, sample=True, mp4=True):
@@ -41,8 +40,8 @@ def test_prepare_keeps_matching_staged_videos_and_deletes_the_rest(tmp_path):
     manifest = tmp_path / "m.jsonl"
     manifest.write_text("".join(json.dumps({"video_id": f"v{i}", "uri": f"/v{i}.mp4"}) + "\n" for i in range(6)))
     tasks = plan_tasks(read_manifest(manifest), 3)
-    run_ = dict(RUN, fingerprint=fingerprint(RUN))
-    key = {t.index: resume_key(run_["fingerprint"], t.index, t.key, t.row.model_dump_json()) for t in tasks}
+    run_ = RUN.model_copy(update={"fingerprint": fingerprint(RUN)})
+    key = {t.index: resume_key(run_.fingerprint, t.index, t.key, t.row.model_dump_json()) for t in tasks}
     out = tmp_path / "out"
     staging = out / "_staging" / "000000"
     _stage(staging, 0, key[0])  # whole and matching: kept
@@ -57,35 +56,21 @@ def test_prepare_keeps_matching_staged_videos_and_deletes_the_rest(tmp_path):
     assert sorted(p.name for p in staging.iterdir()) == ["000000000.json", "000000000.mp4", "000000002.json"]
     assert sorted(p.name for p in out.iterdir()) == ["_staging", "peakclips-000001.tar.tmp-deadbeef"]
     # A changed config changes the fingerprint: nothing is kept.
-    other = dict(run_, fingerprint=fingerprint(dict(RUN, config_hash="another")))
+    other = run_.model_copy(update={"fingerprint": fingerprint(RUN.model_copy(update={"config_hash": "another"}))})
     assert prepare(str(out), [0], [t for t in tasks if t.shard_id == 0], other, force=False).reused == {0: set()}
 
 
 def test_prepare_with_force_keeps_nothing(tmp_path):
     staging = tmp_path / "_staging" / "000000"
     _stage(staging, 0, "k")
-    plan = prepare(str(tmp_path), [0], [], dict(RUN, fingerprint="f"), force=True)
-    assert plan.num_reused == 0 and not staging.exists()
+    plan = prepare(str(tmp_path), [0], [], RUN.model_copy(update={"fingerprint": "f"}), force=True)
+    assert plan.reused == {} and not staging.exists()
 
 
-def _stage_videos_in_process(cfg, manifest: Path, output: Path, info: dict) -> None:
+def _stage_videos_in_process(cfg, manifest: Path, output: Path, info: RunInfo) -> None:
     """The pipeline's stages applied to each video in this process (no Ray): staged files only."""
-    from peakclips.reference import load_references
-    from peakclips.stages.annotate import Annotate
-    from peakclips.stages.clipscore import ClipScore
-    from peakclips.stages.highlights import Highlights
-    from peakclips.stages.ingest import Ingest
-    from peakclips.stages.scenes import Scenes
-    from peakclips.stages.shard import StageSample
-
-    stages = [Ingest(cfg.ingest, info["scratch"]), Scenes(cfg.scenes, cfg.frames),
-              Annotate(cfg.annotator, {}, load_references(cfg.annotator.reference_dir)),
-              ClipScore(cfg.clip, use_clip=False), Highlights(cfg.highlights, cfg.clip), StageSample(str(output), info)]
-    for item in video_items(plan_tasks(read_manifest(manifest), cfg.shard_size), info):
-        for stage in stages:
-            item = stage(item)
-            if inspect.iscoroutine(item):  # the annotator is async (Ray Data awaits it)
-                item = asyncio.run(item)
+    rows = video_items(plan_tasks(read_manifest(manifest), cfg.shard_size), info)
+    run_in_process(rows, stage_specs(cfg, str(output), info))
 
 
 @pytest.mark.slow
@@ -97,7 +82,7 @@ def test_a_finalize_killed_after_publishing_the_tar_is_completed_by_the_rerun(ra
     info = run_info(cfg, "clip.enabled is false", str(out / "_scratch"))
     _stage_videos_in_process(cfg, manifest, out, info)
     shutil.copytree(out / "_staging", clean / "_staging")
-    finalize_shard(str(clean), 0, [0, 1], dict(info, scratch=str(clean / "_scratch")))
+    finalize_shard(str(clean), 0, [0, 1], info.model_copy(update={"scratch": str(clean / "_scratch")}))
 
     real_upload = storage.upload_atomic
 

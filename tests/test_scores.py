@@ -12,7 +12,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from peakclips.config import RunConfig, load_config
-from peakclips.shards import iter_samples
+from peakclips.dataset import iter_samples
 from tests.conftest import REPO, SAMPLE_CONFIG, SAMPLE_MANIFEST
 
 pytestmark = pytest.mark.slow

@@ -51,7 +51,7 @@ def test_corrupt_stream_is_decode_failed(tmp_path):
 def test_raw_stream_without_timestamps_gets_duration_and_times(tmp_path):
     info = media.make_cuts_clip(tmp_path / "c.mp4", (20,), 48)
     raw = tmp_path / "c.h264"
-    subprocess.run(["ffmpeg", "-v", "error", "-i", info.path, "-c", "copy", "-f", "h264", str(raw)], check=True)
+    subprocess.run(["ffmpeg", "-v", "error", "-nostdin", "-i", info.path, "-c", "copy", "-f", "h264", str(raw)], check=True)
     p = probe(str(raw))
     assert p.duration_s > 0 and p.n_frames == 48
     times = [d.time_s for d in iter_frames(str(raw))]
@@ -104,13 +104,13 @@ def test_decode_ahead_stops_its_thread_and_closes_the_file_when_the_caller_stops
 
 
 def test_small_frames_decode_on_one_thread_large_ones_on_ffmpegs_threads(tmp_path):
-    from peakclips.video import SINGLE_THREAD_MAX_PIXELS, open_container, video_stream
+    from peakclips.video import SINGLE_THREAD_MAX_PIXELS, open_media, video_stream
 
     small = media.make_cuts_clip(tmp_path / "s.mp4", (20,), 24)
     large = media.make_cuts_clip(tmp_path / "l.mp4", (4,), 8, size=(1920, 1080))
     assert 1920 * 1080 > SINGLE_THREAD_MAX_PIXELS
-    with open_container(small.path) as c:
+    with open_media(small.path) as c:
         assert video_stream(c).thread_count == 1
-    with open_container(large.path) as c:
+    with open_media(large.path) as c:
         stream = video_stream(c)
         assert stream.thread_type.name == "AUTO" and stream.thread_count == 0  # 0: FFmpeg picks per CPU

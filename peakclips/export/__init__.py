@@ -7,6 +7,8 @@ sample, in shard and sample order. `windows()` is the one rule both share.
 
 from __future__ import annotations
 
+from peakclips.spans import union
+
 EXPORTS = ("qvhighlights", "charades")
 
 
@@ -19,13 +21,7 @@ def windows(highlights: list[dict]) -> list[list[float]]:
     >>> windows([{"start_s": 0.0, "end_s": 2.5}, {"start_s": 2.5, "end_s": 4.0}, {"start_s": 6.0, "end_s": 7.0}])
     [[0.0, 4.0], [6.0, 7.0]]
     """
-    merged: list[list[float]] = []
-    for h in sorted(highlights, key=lambda h: h["start_s"]):
-        if merged and h["start_s"] <= merged[-1][1] + 1e-6:
-            merged[-1][1] = max(merged[-1][1], h["end_s"])
-        else:
-            merged.append([h["start_s"], h["end_s"]])
-    return merged
+    return [[a, b] for a, b in union((h["start_s"], h["end_s"]) for h in highlights)]
 
 
 def export(kind: str, output: str, dest: str) -> int:
@@ -35,8 +31,8 @@ def export(kind: str, output: str, dest: str) -> int:
     import tempfile
 
     from peakclips import storage
+    from peakclips.dataset import iter_samples
     from peakclips.export import charades, qvhighlights
-    from peakclips.shards import iter_samples
 
     module = {"qvhighlights": qvhighlights, "charades": charades}[kind]
     count = 0

@@ -26,7 +26,8 @@ import math
 from collections.abc import Iterable, Iterator
 
 from peakclips.export import windows
-from peakclips.stages.highlights import clip_to_relevance
+from peakclips.scores import clip_to_relevance
+from peakclips.spans import overlap
 
 CLIP_LEN_S = 2.0
 
@@ -45,7 +46,7 @@ def clip_ids(wins: list[list[float]], duration: float) -> list[int]:
             lo = i * CLIP_LEN_S
             if lo >= end:
                 break
-            if min(end, lo + CLIP_LEN_S) - max(start, lo) > 0:
+            if overlap((start, end), (lo, lo + CLIP_LEN_S)) > 0:
                 ids.add(i)
     return sorted(ids)
 
@@ -62,7 +63,7 @@ def saliency(clip_id: int, duration: float, scenes: list[dict], scores: list[dic
     use_clip = bool(clip_model and clip_model["used"]) and all(s["clip"] is not None for s in scores)
     total, sums = 0.0, [0.0, 0.0, 0.0]
     for scene, sc in zip(scenes, scores):
-        w = max(0.0, min(hi, scene["end_s"]) - max(lo, scene["start_s"]))
+        w = overlap((lo, hi), (scene["start_s"], scene["end_s"]))
         clip = clip_to_relevance(sc["clip"], clip_model["alpha"], clip_model["beta"]) if use_clip else sc["llm"]
         for k, v in enumerate((sc["llm"], clip, sc["final"])):
             sums[k] += w * v

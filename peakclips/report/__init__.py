@@ -17,8 +17,9 @@ import io
 from pathlib import Path
 
 from peakclips import __version__, storage
+from peakclips.dataset import iter_samples, load_index
 from peakclips.report import plots
-from peakclips.shards import complete_shards, iter_samples, load_index
+from peakclips.shards import complete_shards
 from peakclips.stats import dataset_stats
 
 THUMBNAILS = 16
@@ -43,22 +44,22 @@ def heat_color(final: float) -> str:
 
 def thumbnails(mp4: bytes, times: list[float], n: int = THUMBNAILS, width: int = 128) -> list[dict]:
     """n candidate frames spread over the video as small JPEG data URIs, decoded one by one."""
-    import av
     from PIL import Image
+
+    from peakclips.video import shard_frames
 
     wanted = sorted({round(i * (len(times) - 1) / max(1, n - 1)) for i in range(n)}) if times else []
     out = []
-    with av.open(io.BytesIO(mp4)) as container:
-        for i, frame in enumerate(container.decode(video=0)):
-            if i in wanted:
-                img = frame.to_image()
-                img.thumbnail((width, width), Image.BILINEAR)
-                buf = io.BytesIO()
-                img.save(buf, format="JPEG", quality=70)
-                out.append({"src": "data:image/jpeg;base64," + base64.b64encode(buf.getvalue()).decode(),
-                            "t": times[i] if i < len(times) else None})
-            if len(out) == len(wanted):
-                break
+    for i, frame in enumerate(shard_frames(mp4)):
+        if i in wanted:
+            img = frame.to_image()
+            img.thumbnail((width, width), Image.BILINEAR)
+            buf = io.BytesIO()
+            img.save(buf, format="JPEG", quality=70)
+            out.append({"src": "data:image/jpeg;base64," + base64.b64encode(buf.getvalue()).decode(),
+                        "t": times[i] if i < len(times) else None})
+        if len(out) == len(wanted):
+            break
     return out
 
 

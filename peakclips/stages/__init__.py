@@ -4,7 +4,11 @@ Each stage is a small callable class: `__init__` loads models or clients once pe
 `process(row)` does the work for one video and returns the columns it adds. The base class
 below only does the bookkeeping every stage shares: rows that already failed pass through with
 this stage's columns set to empty values (so every row has the same columns), a `VideoError`
-becomes `row["error"] = "<stage>:<code>"`, and the stage's wall time goes into `t_<stage>_s`.
+becomes `row["error"] = "<stage>:<code>"`, any other exception `"<stage>:internal"` with its type
+in `error_detail` (`errors.row_error`: one odd input never aborts the run), every detail is
+redacted (`peakclips/redact.py`), the stage's wall time goes into `t_<stage>_s`, and the columns
+it is the last reader of (`drops`) leave the row, so blobs travel only as far as they are read.
+`peakclips/pipeline.py` lists the stages in order (`stage_specs`).
 """
 
 from __future__ import annotations
@@ -13,13 +17,16 @@ import copy
 import time
 from typing import Any
 
-from peakclips.errors import VideoError
+from peakclips.errors import VideoError, row_error
+from peakclips.redact import redact_text
 
 
 class Stage:
     name: str = ""
     empty: dict[str, Any] = {}
     """The columns this stage adds, with the values a skipped or failed row gets."""
+    drops: tuple[str, ...] = ()
+    """Columns no later stage reads: removed from every row this stage passes on."""
 
     def process(self, row: dict[str, Any]) -> dict[str, Any]:
         raise NotImplementedError
@@ -30,8 +37,8 @@ class Stage:
             return self.finish(row, None, started)
         try:
             out = self.process(row)
-        except VideoError as e:
-            return self.finish(row, e, started)
+        except Exception as e:  # noqa: BLE001 - any failure of one row is that row's error
+            return self.finish(row, row_error(e), started)
         return self.finish(row, out, started)
 
     def finish(self, row: dict[str, Any], out: dict | VideoError | None, started: float) -> dict[str, Any]:
@@ -43,7 +50,9 @@ class Stage:
             row.update(copy.deepcopy(self.empty))
         if isinstance(out, VideoError):
             row["error"] = f"{self.name}:{out.code}"
-            row["error_detail"] = out.detail[:1000]
+            row["error_detail"] = redact_text(out.detail)[:1000]
+        for column in self.drops:
+            row.pop(column, None)
         row[f"t_{self.name}_s"] = time.perf_counter() - started
         row["nodes"] = list(row.get("nodes") or []) + [_node_id()]
         return row
@@ -56,5 +65,7 @@ def _node_id() -> str:
     return ray.get_runtime_context().get_node_id() if ray.is_initialized() else ""
 
 
-# "scenes" is SPEC stages 2-3 (scenes and frames) in one decode pass: see stages/scenes.py.
-STAGE_NAMES = ["ingest", "scenes", "annotate", "clipscore", "highlights", "shard"]
+def stage_seconds(row: dict[str, Any]) -> dict[str, float]:
+    """Wall seconds of each stage the row went through, in the order it went (the `t_<stage>_s`
+    columns `finish` adds; the order of the stages is pipeline.stage_specs')."""
+    return {k[2:-2]: v for k, v in row.items() if k.startswith("t_") and k.endswith("_s")}

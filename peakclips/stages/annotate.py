@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from pydantic import BaseModel
 
 from peakclips.config import AnnotatorConfig
-from peakclips.errors import VideoError
+from peakclips.errors import VideoError, row_error
 from peakclips.llm import Secret, Usage
 from peakclips.llm_formats import SCHEMA_IN_PROMPT, schema_text
 from peakclips.prompts import (
@@ -270,8 +270,8 @@ class Annotate(Stage):
         if not row.get("error"):
             try:
                 out = await self.annotate(row, usage)
-            except VideoError as e:
-                out = e
+            except Exception as e:  # noqa: BLE001 - any failure of one row is that row's error
+                out = row_error(e)
         row = self.finish(row, out, started)
         row.update(usage.columns())  # what was spent, also when the video failed
         return row

@@ -4,7 +4,7 @@ decode pass (`peakclips/stages/scenes.py`); nothing here decodes.
 Two outputs, with memory that does not grow with the video's length:
 
 * T candidate frames (the selector's input) at the midpoints of T equal slices of the video.
-  A frame "at time t" is the frame on screen at t: the last frame whose pts <= t. The targets
+  A frame "at time t" is the frame on screen at t (peakclips/frametimes.py). The targets
   come from the probed duration, so a candidate is known the moment the next frame arrives; it
   is scaled and streamed into the H.264 writer (on a worker thread) at once. Only the latest
   decoded frame is held.
@@ -33,7 +33,6 @@ from __future__ import annotations
 
 import bisect
 import collections
-import math
 import queue
 import threading
 from dataclasses import dataclass
@@ -41,26 +40,11 @@ from dataclasses import dataclass
 import numpy as np
 
 from peakclips.config import FramesConfig
+from peakclips.frametimes import OnScreen, nearest
+from peakclips.spans import midpoints, split
 from peakclips.video import Mp4Writer, Scaler, encode_jpeg
 
 HOLD_DECODED_MAX_PIXELS = 1920 * 1088
-
-
-def midpoints(start: float, end: float, n: int) -> list[float]:
-    """n times at the midpoints of n equal slices of [start, end).
-
-    >>> midpoints(0.0, 4.0, 2)
-    [1.0, 3.0]
-    """
-    step = (end - start) / n
-    return [start + (i + 0.5) * step for i in range(n)]
-
-
-def split_parts(start: float, end: float, max_len: float) -> list[tuple[float, float]]:
-    """[start, end) in ceil(length / max_len) equal parts (the scene rules' split)."""
-    parts = max(1, math.ceil((end - start) / max_len - 1e-9))
-    step = (end - start) / parts
-    return [(start + k * step, end if k == parts - 1 else start + (k + 1) * step) for k in range(parts)]
 
 
 class Candidates:
@@ -71,26 +55,21 @@ class Candidates:
     """
 
     def __init__(self, duration_s: float, size: tuple[int, int], cfg: FramesConfig, scaler: Scaler):
-        self.targets = midpoints(0.0, duration_s, cfg.num_candidates)
+        self.screen = OnScreen(midpoints(0.0, duration_s, cfg.num_candidates))
         self.writer = Mp4Writer(*size, crf=cfg.candidate_crf, preset=cfg.candidate_preset,
                                 extra_x264_params=cfg.candidate_x264_params)
         self.size, self.scaler = size, scaler
         self.times: list[float] = []
-        self._held = None  # (frame, t): the latest frame, on screen until the next one
         self._queue: queue.Queue = queue.Queue(maxsize=4)
         self._error: BaseException | None = None
         self._worker = threading.Thread(target=self._encode_loop, name="candidates-x264", daemon=True)
         self._worker.start()
 
     def push(self, frame, t: float) -> None:
-        if self._held is not None:
-            self._serve(t)
-        self._held = (frame, t)
+        self._serve(self.screen.push(t, frame))
 
-    def _serve(self, next_t: float | None) -> None:
-        """Every target before the next frame's time shows the held frame."""
-        frame, t = self._held
-        while len(self.times) < len(self.targets) and (next_t is None or self.targets[len(self.times)] < next_t):
+    def _serve(self, shown: list) -> None:
+        for _, t, frame in shown:
             self._queue.put(frame)
             self.times.append(round(t, 4))
 
@@ -108,8 +87,7 @@ class Candidates:
     def finish(self) -> tuple[bytes, list[float]]:
         """The MP4 and the candidates' times. Targets past the last decoded frame (a file
         shorter than its header says) show that last frame."""
-        if self._held is not None:
-            self._serve(None)
+        self._serve(self.screen.finish())
         self.close()
         if self._error is not None:
             raise self._error
@@ -221,21 +199,11 @@ class SceneFrames:
             return
         times = [e.t for e in shot.entries]
         chosen: dict[int, _Entry] = {}
-        for a, b in split_parts(shot.start, end, self.max_scene_s):
+        for a, b in split(shot.start, end, self.max_scene_s):
             for target in midpoints(a, b, self.m):
                 i = nearest(times, target)
                 chosen.setdefault(i, shot.entries[i])
         self.kept += [self._encoded(chosen[i]) for i in sorted(chosen)]
-
-
-def nearest(times: list[float], t: float) -> int:
-    """Index of the time closest to t in a sorted, non-empty list."""
-    i = bisect.bisect_left(times, t)
-    if i == 0:
-        return 0
-    if i == len(times):
-        return len(times) - 1
-    return i if times[i] - t < t - times[i - 1] else i - 1
 
 
 def pick_scene_frames(kept: list, scenes: list[dict], m: int) -> tuple[list[list[bytes]], list[list[float]]]:

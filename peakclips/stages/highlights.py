@@ -1,6 +1,7 @@
 """Stage 6, highlights: fuse LLM and CLIP scores, assign P1/P2, build clips, filter.
 
-The fusion (SPEC section 2.1; every constant a config key):
+The fusion (SPEC section 2.1; every constant a config key; the formulas live in
+peakclips/scores.py, which the exports share):
     f(s)  = 1 + 4 * clamp((s - alpha) / (beta - alpha), 0, 1)   CLIP similarity -> [1, 5]
     final = w1 * r + w2 * f(s)                                  r = LLM relevance 1..5
             (= r when CLIP did not run)
@@ -16,30 +17,9 @@ video-level (too_short, too_long, too_few_scenes, no_queries_left) and query-lev
 from __future__ import annotations
 
 from peakclips.config import ClipConfig, HighlightsConfig
+from peakclips.scores import fuse, priority
+from peakclips.spans import coverage
 from peakclips.stages import Stage
-
-
-def clip_to_relevance(s: float, alpha: float, beta: float) -> float:
-    """Map a CLIP similarity to [1, 5].
-
-    >>> clip_to_relevance(0.2, 0.0, 0.4)
-    3.0
-    """
-    return 1.0 + 4.0 * min(1.0, max(0.0, (s - alpha) / (beta - alpha)))
-
-
-def fuse(llm: list[int], clip: list[float] | None, cfg: HighlightsConfig, alpha: float, beta: float) -> list[float]:
-    if not clip:
-        return [float(r) for r in llm]
-    return [round(cfg.w1 * r + cfg.w2 * clip_to_relevance(s, alpha, beta), 6) for r, s in zip(llm, clip)]
-
-
-def priority(final: float, cfg: HighlightsConfig) -> str | None:
-    if final >= cfg.p1_threshold:
-        return "P1"
-    if final >= cfg.p2_threshold:
-        return "P2"
-    return None
 
 
 def build_clips(scenes: list[dict], finals: list[float], reasons: list[str], cfg: HighlightsConfig) -> list[dict]:
@@ -68,8 +48,8 @@ def build_clips(scenes: list[dict], finals: list[float], reasons: list[str], cfg
     return clips
 
 
-def coverage(clips: list[dict], duration: float) -> float:
-    return sum(c["end_s"] - c["start_s"] for c in clips) / duration if duration > 0 else 0.0
+def spans_of(clips: list[dict]) -> list[tuple[float, float]]:
+    return [(c["start_s"], c["end_s"]) for c in clips]
 
 
 def duplicate_queries(texts: list[str], embed, threshold: float) -> set[int]:
@@ -124,7 +104,7 @@ class Highlights(Stage):
             drop = reason
             if drop is None and not clips:
                 drop = "no_highlight"
-            elif drop is None and coverage(clips, row["duration_s"]) > cfg.filters.max_highlight_coverage:
+            elif drop is None and coverage(spans_of(clips), row["duration_s"]) > cfg.filters.max_highlight_coverage:
                 drop = "highlights_cover_too_much"
             results.append({"query_id": query["query_id"], "final_scores": finals, "highlights": clips,
                             "status": "dropped" if drop else "ok", "drop_reason": drop or ""})

@@ -13,6 +13,11 @@ decode the video again (the cost this stage exists to avoid) or receive frames t
 object store (which SPEC's style rules out). The stage is named `scenes`; its errors read
 `scenes:<code>`; it adds both stages' columns.
 
+The candidate frames' MP4 (about 1 MB) is read by no later stage until the shard is assembled,
+so the stage writes it straight to the shard's staging folder at the output location
+(`shards.staged_frames`, atomically) and the row carries only its URI (`candidates`); the
+per-scene JPEGs ride on in the row to annotate and clipscore, the last stage that reads them.
+
 Scene rules (`apply_scene_rules`), each a `scenes.*` config key: tiny scenes merge into a
 neighbour, long ones split evenly, and the scenes tile [0, duration] exactly.
 """
@@ -23,8 +28,10 @@ import bisect
 from array import array
 from dataclasses import dataclass
 
+from peakclips import shards, storage
 from peakclips.config import FramesConfig, ScenesConfig
 from peakclips.errors import VideoError
+from peakclips.spans import split
 from peakclips.stages import Stage
 from peakclips.stages.frames import Candidates, SceneFrames, pick_scene_frames
 from peakclips.video import Scaler, decode_ahead, fit_size, iter_frames
@@ -132,11 +139,7 @@ def apply_scene_rules(
             del bounds[-2]
         else:
             del bounds[i if lengths[i - 1] <= lengths[i + 1] else i + 1]
-    scenes = []
-    for a, b in zip(bounds, bounds[1:]):
-        parts = max(1, int(-(-(b - a) // max_scene_s)))  # ceil
-        step = (b - a) / parts
-        scenes += [(a + k * step, a + (k + 1) * step if k < parts - 1 else b) for k in range(parts)]
+    scenes = [part for a, b in zip(bounds, bounds[1:]) for part in split(a, b, max_scene_s)]
     return [(round(a, 4), round(b, 4)) for a, b in scenes]
 
 
@@ -144,16 +147,18 @@ class Scenes(Stage):
     """Scenes and frames of one video (see the module docstring)."""
 
     name = "scenes"
-    empty = {"scenes": [], "decoded_frames": 0, "truncated": False, "candidates_mp4": b"",
+    empty = {"scenes": [], "decoded_frames": 0, "truncated": False, "candidates": "",
              "frame_times_s": [], "scene_frames": [], "scene_frame_times": []}
 
-    def __init__(self, cfg: ScenesConfig, frames: FramesConfig):
-        self.cfg, self.frames = cfg, frames
+    def __init__(self, cfg: ScenesConfig, frames: FramesConfig, output: str):
+        self.cfg, self.frames, self.output = cfg, frames, output
 
     def process(self, row: dict) -> dict:
         out = preprocess(row["path"], row["duration_s"], row["fps"], row["width"], row["height"],
                          self.cfg, self.frames)
+        candidates = shards.staged_frames(self.output, row["shard_id"], row["index"])
+        storage.write_atomic(candidates, out.candidates_mp4)
         return {"scenes": out.scenes, "duration_s": out.duration_s, "decoded_frames": out.decoded_frames,
-                "truncated": out.truncated, "candidates_mp4": out.candidates_mp4,
+                "truncated": out.truncated, "candidates": candidates,
                 "frame_times_s": out.frame_times_s, "scene_frames": out.scene_frames,
                 "scene_frame_times": out.scene_frame_times}

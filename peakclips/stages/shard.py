@@ -1,9 +1,11 @@
 """Stage 7, shard: write each finished video to a staging area, then assemble whole shards.
 
-Two steps, so the pipeline streams and nothing needs the driver's disk:
-  - `StageSample` (a Ray Data stage, per video) writes `_staging/NNNNNN/<index>.json`
-    (the sample JSON, its index rows, timings, its resume key) and `<index>.mp4` (the candidate
-    frames) to the output location. The JSON is written last and atomically: its presence means
+Two steps, so the pipeline streams and nothing needs the driver's disk (file names:
+peakclips/shards.py):
+  - `StageSample` (a Ray Data stage, per video) writes `_staging/NNNNNN/<index>.json` (the
+    sample JSON, its index rows, timings, its resume key) to the output location, beside the
+    `<index>.mp4` of candidate frames the scenes stage already put there (and removes that mp4
+    when the video is not kept). The JSON is written last and atomically: its presence means
     the video is done, and a resumed run keeps it when the resume key matches (peakclips/resume.py).
   - `finalize_shard` (a Ray task, per shard, launched by the driver once every video of the shard
     is staged) builds `peakclips-NNNNNN.tar` (WebDataset; samples in manifest order, fixed mtime)
@@ -18,26 +20,19 @@ import io
 import json
 import os
 import tarfile
-import tempfile
 import time
 from collections import Counter
 
-from peakclips import __version__, storage
-from peakclips.schema import INDEX_COLUMNS, SCHEMA_VERSION, Sample
-from peakclips.stages import STAGE_NAMES, Stage
+from peakclips import __version__, shards, storage
+from peakclips.errors import machine_error, row_error, storage_fault
+from peakclips.schema import INDEX_COLUMNS, SCHEMA_VERSION, RunInfo, Sample, ShardStats
+from peakclips.spans import length
+from peakclips.stages import Stage, stage_seconds
 
-TAR_MTIME = 0  # fixed: the same inputs give byte-identical tars
-
-
-def shard_name(shard_id: int) -> str:
-    return f"peakclips-{shard_id:06d}"
+BOOKKEEPING = ("index", "shard_id", "key", "video_id", "resume_key", "nodes")
 
 
-def staging_dir(output: str, shard_id: int) -> str:
-    return storage.join(output, "_staging", f"{shard_id:06d}")
-
-
-def build_sample(row: dict, run: dict) -> dict | None:
+def build_sample(row: dict, run: RunInfo) -> dict | None:
     """The `KEY.json` document for a kept video (None for dropped or failed ones)."""
     if row.get("error") or row["status"] != "ok":
         return None
@@ -63,13 +58,13 @@ def build_sample(row: dict, run: dict) -> dict | None:
         "duration_s": row["duration_s"], "fps": row["fps"], "width": row["width"], "height": row["height"],
         "frame_times_s": row["frame_times_s"], "scenes": scenes, "chapters": row["chapters"],
         "summary": row["summary"], "queries": queries, "qa": manifest.get("qa", []),
-        "annotator": run["annotator"], "clip_model": run["clip_model"],
-        "config_hash": run["config_hash"], "peakclips_version": __version__,
+        "annotator": run.annotator.model_dump(), "clip_model": run.clip_model and run.clip_model.model_dump(),
+        "config_hash": run.config_hash, "peakclips_version": __version__,
     }
     return Sample.model_validate(sample).model_dump(mode="json")
 
 
-def build_index_rows(row: dict, run: dict) -> list[dict]:
+def build_index_rows(row: dict, run: RunInfo) -> list[dict]:
     """One row per (video, query); one row with a null query when the video has no queries."""
     base = {
         "video_id": row["video_id"], "key": row["key"], "shard_id": row["shard_id"],
@@ -77,13 +72,13 @@ def build_index_rows(row: dict, run: dict) -> list[dict]:
         "duration_s": row.get("duration_s") or None, "truncated": bool(row.get("truncated")),
         "num_scenes": len(row.get("scenes") or []),
         "scene_starts_s": [s["start_s"] for s in row.get("scenes") or []] or None,
-        "annotator_backend": run["annotator"]["backend"], "annotator_model": run["annotator"]["model"],
-        "prompt_ids": ",".join(p["id"] for p in run["annotator"]["prompts"]),
-        "clip_model": run["clip_model"]["model"] if run["clip_model"] and run["clip_model"]["used"] else None,
+        "annotator_backend": run.annotator.backend, "annotator_model": run.annotator.model,
+        "prompt_ids": ",".join(p.id for p in run.annotator.prompts),
+        "clip_model": run.clip_model.model if run.clip_model and run.clip_model.used else None,
         "llm_calls": row.get("llm_calls", 0), "llm_cache_hits": row.get("llm_cache_hits", 0),
         "prompt_tokens": row.get("prompt_tokens", 0),
         "completion_tokens": row.get("completion_tokens", 0), "cost_usd": row.get("cost_usd", 0.0),
-        "config_hash": run["config_hash"],
+        "config_hash": run.config_hash,
     }
     if row.get("error"):
         return [dict(base, status="error")]
@@ -99,7 +94,7 @@ def build_index_rows(row: dict, run: dict) -> list[dict]:
             drop_reason=(res["drop_reason"] or row["drop_reason"] or None),
             num_highlights=len(hl), num_p1=sum(h["priority"] == "P1" for h in hl),
             num_p2=sum(h["priority"] == "P2" for h in hl),
-            highlight_coverage=sum(h["end_s"] - h["start_s"] for h in hl) / row["duration_s"],
+            highlight_coverage=length((h["start_s"], h["end_s"]) for h in hl) / row["duration_s"],
             highlights_json=json.dumps(hl), llm_scores=llm,
             clip_sims=row["clip_sims"][q["query_id"]] if row["clip_sims"] else None,
             final_scores=res["final_scores"],
@@ -108,30 +103,48 @@ def build_index_rows(row: dict, run: dict) -> list[dict]:
 
 
 class StageSample(Stage):
-    """Writes one video's staged files; returns only a small row for the driver's bookkeeping."""
+    """Writes one video's staged record; returns only a small row for the driver's bookkeeping."""
 
     name = "shard"
     empty = {}
 
-    def __init__(self, output: str, run: dict):
+    def __init__(self, output: str, run: RunInfo):
         self.output = output
         self.run = run
 
     def __call__(self, row: dict) -> dict:
+        """The bookkeeping row; `storage_fault` says the disk was full or read-only (nothing staged)."""
+        fault = storage_fault(row)
+        if fault is None:
+            try:
+                return dict(self.stage(row), storage_fault=None)
+            except OSError as e:
+                if machine_error(e) is None:
+                    raise
+                fault = os.strerror(e.errno)
+        return {"shard_id": row["shard_id"], "index": row["index"], "key": row["key"], "status": "error",
+                "storage_fault": fault}
+
+    def stage(self, row: dict) -> dict:
         started = time.perf_counter()
-        sample = build_sample(row, self.run)
-        folder = staging_dir(self.output, row["shard_id"])
-        if sample is not None:
-            storage.write_atomic(storage.join(folder, f"{row['index']:09d}.mp4"), row["candidates_mp4"])
-        timings = {s: row.get(f"t_{s}_s", 0.0) for s in STAGE_NAMES[:-1]}
-        timings["shard"] = time.perf_counter() - started
+        try:
+            sample, index_rows = build_sample(row, self.run), build_index_rows(row, self.run)
+        except Exception as e:  # noqa: BLE001 - a row that cannot be written is that row's error
+            # Only the bookkeeping columns go on: the others are what could not be written.
+            bare = {k: v for k, v in row.items() if k in BOOKKEEPING or k.startswith("t_")}
+            row = self.finish(bare, row_error(e), started)
+            sample, index_rows = None, build_index_rows(row, self.run)
+        if sample is None:  # not kept: its candidate frames (if the scenes stage staged them) go
+            storage.remove(shards.staged_frames(self.output, row["shard_id"], row["index"]))
+        timings = stage_seconds(row) | {self.name: time.perf_counter() - started}
         status = "error" if row.get("error") else row["status"]
         record = {"index": row["index"], "key": row["key"], "resume_key": row["resume_key"], "status": status,
                   "error": row.get("error") or None, "drop_reason": row.get("drop_reason") or None,
                   "sample": sample,
-                  "index_rows": build_index_rows(row, self.run), "timings": timings,
+                  "index_rows": index_rows, "timings": timings,
                   "nodes": sorted(set(row.get("nodes") or []) - {""})}
-        storage.write_atomic(storage.join(folder, f"{row['index']:09d}.json"), json.dumps(record).encode())
+        storage.write_atomic(shards.staged_record(self.output, row["shard_id"], row["index"]),
+                             json.dumps(record).encode())
         return {"shard_id": row["shard_id"], "index": row["index"], "key": row["key"], "status": status}
 
 
@@ -146,53 +159,54 @@ def index_table(rows: list[dict]):
 
 def _add_member(tar: tarfile.TarFile, name: str, data: bytes) -> None:
     info = tarfile.TarInfo(name)
-    info.size, info.mtime, info.mode = len(data), TAR_MTIME, 0o644
+    info.size, info.mtime, info.mode = len(data), shards.TAR_MTIME, 0o644
     info.uname = info.gname = ""
     tar.addfile(info, io.BytesIO(data))
 
 
-def finalize_shard(output: str, shard_id: int, expected: list[int], run: dict) -> dict:
+def finalize_shard(output: str, shard_id: int, expected: list[int], run: RunInfo) -> ShardStats:
     """Assemble shard `shard_id` from its staged videos (manifest indices `expected`, in order);
-    returns the stats dict. Idempotent: a retry or a resumed run rebuilds the same files."""
+    returns its stats. Idempotent: a retry or a resumed run rebuilds the same files."""
     import pyarrow.parquet as pq
 
-    folder = staging_dir(output, shard_id)
+    folder = shards.staging_dir(output, shard_id)
     records = [json.loads(storage.read_bytes(storage.join(folder, n)))
-               for n in storage.listdir(folder) if n.endswith(".json")]
+               for n in storage.listdir(folder) if (staged := shards.parse_staged(n)) and staged[1] == "json"]
     records.sort(key=lambda r: r["index"])
     if [r["index"] for r in records] != list(expected):
         raise RuntimeError(f"shard {shard_id}: staged videos {[r['index'] for r in records]} "
                            f"are not the shard's videos {list(expected)}")
-    name = shard_name(shard_id)
-    with tempfile.TemporaryDirectory(prefix="peakclips-") as tmp:
-        tar_path = os.path.join(tmp, name + ".tar")
+    name = shards.shard_name(shard_id)
+    with storage.build_dir(output, f"{shard_id:06d}") as tmp:
+        tar_path = shards.tar_path(tmp, name)  # built locally under the final names, then uploaded
         with tarfile.open(tar_path, "w", format=tarfile.PAX_FORMAT) as tar:
             for r in records:
                 if r["sample"] is None:
                     continue
-                mp4 = storage.read_bytes(storage.join(folder, f"{r['index']:09d}.mp4"))
-                _add_member(tar, f"{r['key']}.json", json.dumps(r["sample"], sort_keys=True).encode())
-                _add_member(tar, f"{r['key']}.mp4", mp4)
-        parquet_path = os.path.join(tmp, name + ".parquet")
+                mp4 = storage.read_bytes(shards.staged_frames(output, shard_id, r["index"]))
+                json_member, mp4_member = (f"{r['key']}.{suffix}" for suffix in shards.MEMBER_SUFFIXES)
+                _add_member(tar, json_member, json.dumps(r["sample"], sort_keys=True).encode())
+                _add_member(tar, mp4_member, mp4)
+        parquet_path = shards.index_path(tmp, name)
         index_rows = [row for r in records for row in r["index_rows"]]
         pq.write_table(index_table(index_rows), parquet_path)
         stats = shard_stats(shard_id, records, run)
         # Read both back before publishing them under their final names.
         with tarfile.open(tar_path) as check:
-            if len(check.getnames()) != 2 * stats["videos"]["ok"]:
+            if len(check.getnames()) != len(shards.MEMBER_SUFFIXES) * stats.videos.ok:
                 raise RuntimeError(f"shard {shard_id}: the tar holds {len(check.getnames())} members "
-                                   f"for {stats['videos']['ok']} samples")
+                                   f"for {stats.videos.ok} samples")
         if pq.read_metadata(parquet_path).num_rows != len(index_rows):
             raise RuntimeError(f"shard {shard_id}: the index lost rows on the way to disk")
-        storage.upload_atomic(tar_path, storage.join(output, name + ".tar"))
-        storage.upload_atomic(parquet_path, storage.join(output, name + ".parquet"))
-    storage.write_atomic(storage.join(output, name + "_stats.json"), json.dumps(stats, indent=2).encode())
+        storage.upload_atomic(tar_path, shards.tar_path(output, name))
+        storage.upload_atomic(parquet_path, shards.index_path(output, name))
+    storage.write_atomic(shards.stats_path(output, name), json.dumps(stats.model_dump(mode="json"), indent=2).encode())
     storage.remove(folder, recursive=True)
-    storage.remove(storage.join(run["scratch"], f"{shard_id:06d}"), recursive=True)
+    storage.remove(shards.scratch_dir(run.scratch, shard_id), recursive=True)
     return stats
 
 
-def shard_stats(shard_id: int, records: list[dict], run: dict) -> dict:
+def shard_stats(shard_id: int, records: list[dict], run: RunInfo) -> ShardStats:
     statuses, video_drops, query_drops, errors = Counter(), Counter(), Counter(), Counter()
     queries, timings, llm, nodes = Counter(), Counter(), Counter(), Counter()
     highlights = 0
@@ -215,8 +229,8 @@ def shard_stats(shard_id: int, records: list[dict], run: dict) -> dict:
         first = r["index_rows"][0]
         for k in ("llm_calls", "llm_cache_hits", "prompt_tokens", "completion_tokens", "cost_usd"):
             llm[k] += first.get(k) or 0  # per video: the same on each of its query rows
-    return {
-        "shard": shard_name(shard_id),
+    return ShardStats.model_validate({
+        "shard": shards.shard_name(shard_id),
         "videos": {"total": len(records), "ok": statuses["ok"], "dropped": statuses["dropped"],
                    "error": statuses["error"]},
         "queries": dict(queries), "highlights": highlights,
@@ -227,8 +241,8 @@ def shard_stats(shard_id: int, records: list[dict], run: dict) -> dict:
         "llm": {"calls": llm["llm_calls"], "cache_hits": llm["llm_cache_hits"],
                 "prompt_tokens": llm["prompt_tokens"],
                 "completion_tokens": llm["completion_tokens"], "cost_usd": round(llm["cost_usd"], 6),
-                "price_per_mtok": run.get("llm_price")},
-        "annotator": run["annotator"], "clip_model": run["clip_model"], "clip_note": run["clip_note"],
-        "config_hash": run["config_hash"], "config": run.get("config"), "peakclips_version": __version__,
+                "price_per_mtok": run.llm_price},
+        "annotator": run.annotator, "clip_model": run.clip_model, "clip_note": run.clip_note,
+        "config_hash": run.config_hash, "config": run.config, "peakclips_version": __version__,
         "schema_version": SCHEMA_VERSION,
-    }
+    })

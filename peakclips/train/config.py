@@ -9,21 +9,21 @@ rates) so the config saved in the run folder says exactly what ran.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import Field, model_validator
 
 from peakclips.config import Strict, load_yaml_config
 
-Stage = Literal["sft1", "sft2", "rl"]
 STAGES: tuple[str, ...] = ("sft1", "sft2", "rl")
 PAPER_LR = {"sft1": 1e-5, "sft2": 1e-5, "rl": 1e-6}  # K-frames implementation table
+Weight = Annotated[float, Field(ge=0, le=1000)]  # a mixing or reward weight
 
 
 class RunSection(Strict):
     output_dir: str = "runs/peakclips"
     """Run root: each stage writes `<output_dir>/<stage>/` (checkpoints, final model, metrics)."""
-    seed: int = 0
+    seed: int = Field(0, ge=0, le=2**32 - 1)
     resume: Literal["auto", "never"] = "auto"
     """auto: continue from the stage's latest checkpoint when one exists."""
 
@@ -32,29 +32,29 @@ class DataConfig(Strict):
     shards: list[str] | str = "out/peakclips"
     """A dataset folder, a tar path or URI, a brace pattern (`peakclips-{000000..000099}.tar`),
     a glob, or a list of any of these; local paths or fsspec URIs (s3://, gs://, hf://)."""
-    num_frames: int = 256
+    num_frames: int = Field(256, ge=1, le=4096)
     """Candidate frames given to the model (evenly picked from the T in each sample)."""
-    max_pixels: int = 448 * 252
+    max_pixels: int = Field(448 * 252, ge=28 * 28, le=16384**2)
     """Per-frame pixel cap of the video processor (Qwen2.5-VL resizes to multiples of 28)."""
-    min_pixels: int = 28 * 28
-    shuffle_buffer: int = 256
-    num_workers: int = 4
+    min_pixels: int = Field(28 * 28, ge=1, le=16384**2)
+    shuffle_buffer: int = Field(256, ge=0, le=1_000_000)
+    num_workers: int = Field(4, ge=0, le=256)
     """DataLoader worker processes decoding videos (0 = in the training process)."""
 
 
 class LoraSection(Strict):
     enabled: bool = False
-    r: int = 64
-    alpha: int = 128
-    dropout: float = 0.05
+    r: int = Field(64, ge=1, le=4096)
+    alpha: int = Field(128, ge=1, le=65536)
+    dropout: float = Field(0.05, ge=0, lt=1)
 
 
 class ModelConfig(Strict):
     name_or_path: str = "Qwen/Qwen2.5-VL-3B-Instruct"
     tiny: bool = False
     """A small random-initialised Qwen2.5-VL with the real Qwen tokenizer (offline; tests, smoke)."""
-    tiny_hidden_size: int = 64
-    tiny_layers: int = 2
+    tiny_hidden_size: int = Field(64, ge=8, le=8192)
+    tiny_layers: int = Field(2, ge=1, le=256)
     init_from: str = "previous"
     """previous: the previous stage's final model (sft1: the base model); base: the base model;
     or a path to a saved model folder."""
@@ -70,49 +70,49 @@ class ModelConfig(Strict):
 
 
 class OptimConfig(Strict):
-    lr: float | None = None
+    lr: float | None = Field(None, gt=0, le=1)
     """None: the paper's value for the stage (1e-5 SFT, 1e-6 RL)."""
-    max_steps: int = 1000
-    batch_size: int = 1
+    max_steps: int = Field(1000, ge=1, le=10**9)
+    batch_size: int = Field(1, ge=1, le=65536)
     """Per device; RL: prompts per device, each rolled out `rl.num_generations` times."""
-    grad_accum: int = 8
-    warmup_ratio: float = 0.03
-    weight_decay: float = 0.0
-    max_grad_norm: float = 1.0
+    grad_accum: int = Field(8, ge=1, le=65536)
+    warmup_ratio: float = Field(0.03, ge=0, le=1)
+    weight_decay: float = Field(0.0, ge=0, le=10)
+    max_grad_norm: float = Field(1.0, ge=0, le=1e6)
     scheduler: str = "cosine"
-    save_steps: int = 200
-    save_total_limit: int = 3
-    logging_steps: int = 10
+    save_steps: int = Field(200, ge=1, le=10**9)
+    save_total_limit: int = Field(3, ge=1, le=10_000)
+    logging_steps: int = Field(10, ge=1, le=10**9)
 
 
 class Sft1Config(Strict):
-    weights: dict[Literal["ground", "describe", "rate"], float] = Field(
+    weights: dict[Literal["ground", "describe", "rate"], Weight] = Field(
         default_factory=lambda: {"ground": 1.0, "describe": 1.0, "rate": 1.0})
     """Mixing weights of the three temporal-grounding tasks: caption -> span (ground),
     span -> caption (describe), (query, scene) -> relevance 1-5 (rate)."""
-    examples_per_video: int = 4
+    examples_per_video: int = Field(4, ge=1, le=10_000)
 
 
 class AnswererConfig(Strict):
     name_or_path: str = "Qwen/Qwen2.5-VL-7B-Instruct"
     tiny: bool = False
-    max_pixels: int = 448 * 252
+    max_pixels: int = Field(448 * 252, ge=28 * 28, le=16384**2)
 
 
 class RLConfig(Strict):
-    num_generations: int = 8
+    num_generations: int = Field(8, ge=1, le=1024)
     """Rollouts per prompt (the GRPO group)."""
-    max_completion_tokens: int = 256
-    temperature: float = 1.0
-    top_p: float = 1.0
-    beta: float = 0.01
+    max_completion_tokens: int = Field(256, ge=1, le=1 << 20)
+    temperature: float = Field(1.0, gt=0, le=100)
+    top_p: float = Field(1.0, gt=0, le=1)
+    beta: float = Field(0.01, ge=0, le=100)
     """KL coefficient against the frozen starting policy (paper: 0.01)."""
-    k: int = 8
+    k: int = Field(8, ge=1, le=4096)
     """Frames drawn from the predicted clips (clip2frame) for the answerer."""
     k_mode: Literal["auto", "focused", "hybrid", "uniform"] = "auto"
-    tau: float = 1.0
+    tau: float = Field(1.0, gt=0, le=1000)
     """Temperature of the answer-margin reward tanh(log(p_correct / mean p_wrong) / tau)."""
-    reward_weights: dict[Literal["answer_margin", "format", "temporal_iou"], float] = Field(
+    reward_weights: dict[Literal["answer_margin", "format", "temporal_iou"], Weight] = Field(
         default_factory=lambda: {"answer_margin": 1.0, "format": 0.5, "temporal_iou": 0.5})
     answerer: AnswererConfig = Field(default_factory=AnswererConfig)
 

@@ -10,7 +10,8 @@
 The stream never ends (epochs follow each other; the trainer stops at `max_steps`), so every
 DataLoader worker always delivers whole batches in turn and the data position is just the number
 of batches consumed: on resume each worker works out its own share and skips it without decoding.
-Reading never imports the pipeline stages; samples are validated against `peakclips.schema`.
+Reading never imports the pipeline stages; shard names come from `peakclips.shards`, and samples
+are validated against `peakclips.schema`.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ import numpy as np
 import torch
 from pydantic import ValidationError
 
+from peakclips.errors import UserError
 from peakclips.schema import Sample
 
 log = logging.getLogger(__name__)
@@ -31,7 +33,7 @@ log = logging.getLogger(__name__)
 MakeExamples = Callable[[Sample, list[float], random.Random], list[dict]]
 
 
-class DataError(ValueError):
+class DataError(UserError):
     """Shards that cannot be trained on (none found, none readable, no example for the stage)."""
 
 
@@ -45,8 +47,7 @@ def expand_shards(spec: str | list[str]) -> list[str]:
     import braceexpand
     import fsspec
 
-    from peakclips import storage
-    from peakclips.shards import complete_shards
+    from peakclips.shards import complete_shards, tar_path
 
     specs = [spec] if isinstance(spec, str) else list(spec)
     out: list[str] = []
@@ -55,7 +56,7 @@ def expand_shards(spec: str | list[str]) -> list[str]:
             if pattern.endswith(".tar"):
                 out.append(pattern)
                 continue
-            found = [storage.join(pattern, name + ".tar") for name in complete_shards(pattern)]
+            found = [tar_path(pattern, name) for name in complete_shards(pattern)]
             if not found:
                 raise DataError(f"no shards match {pattern}: no complete shard (peakclips-NNNNNN.tar with its "
                                 f"_stats.json) in that folder")
@@ -121,16 +122,13 @@ def decode_frames(mp4: bytes, indices: list[int], expected: int) -> np.ndarray:
 
     Every frame must be decoded (H.264 frames depend on each other), but only the wanted ones
     are converted to RGB, which is most of the cost when few of the T candidates are used."""
-    import io
-
-    import av
+    from peakclips.video import shard_frames
 
     wanted, frames, count = set(indices), {}, 0
-    with av.open(io.BytesIO(mp4)) as container:
-        for i, frame in enumerate(container.decode(video=0)):
-            if i in wanted:
-                frames[i] = frame.to_ndarray(format="rgb24")
-            count += 1
+    for i, frame in enumerate(shard_frames(mp4)):
+        if i in wanted:
+            frames[i] = frame.to_ndarray(format="rgb24")
+        count += 1
     if count != expected:
         raise ValueError(f"the mp4 holds {count} frames, frame_times_s lists {expected}")
     return np.stack([frames[i] for i in indices])

@@ -17,6 +17,7 @@ import os
 import shutil
 from pathlib import Path
 
+from peakclips.errors import UserError
 from peakclips.train.config import AnswererConfig, ModelConfig
 
 # Qwen2.5-VL's added tokens, in id order from 151643 (tokenizer_config.json of the hub models).
@@ -28,7 +29,7 @@ PLAIN_ADDED_TOKENS = ["<tool_call>", "</tool_call>", "<|fim_prefix|>", "<|fim_mi
 META_FILE = "peakclips_train.json"
 
 
-class ModelUnavailable(RuntimeError):
+class ModelUnavailable(UserError):
     """A configured model that cannot be loaded; the message says what to set."""
 
 

@@ -17,8 +17,10 @@ import math
 
 import torch
 
+from peakclips.clip2frame import clip2frame
+from peakclips.frametimes import nearest
+from peakclips.spans import temporal_iou
 from peakclips.train.batch import encode, to_device
-from peakclips.train.clip2frame import clip2frame
 from peakclips.train.tasks import LETTERS, answerer_prompt, parse_clips, strict_clips
 
 
@@ -38,35 +40,6 @@ def margin_reward(probs: list[float], answer: int, tau: float = 1.0) -> float:
     return math.tanh(math.log((probs[answer] + eps) / (sum(wrong) / len(wrong) + eps)) / tau)
 
 
-def union(spans: list[tuple[float, float]]) -> list[tuple[float, float]]:
-    """Merged, sorted spans.
-
-    >>> union([(3, 5), (0, 1), (4, 6)])
-    [(0, 1), (3, 6)]
-    """
-    out: list[tuple[float, float]] = []
-    for a, b in sorted(spans):
-        if out and a <= out[-1][1]:
-            out[-1] = (out[-1][0], max(out[-1][1], b))
-        else:
-            out.append((a, b))
-    return out
-
-
-def temporal_iou(pred: list[tuple[float, float]], gold: list[tuple[float, float]]) -> float:
-    """Intersection over union of two sets of time spans (each taken as their union).
-
-    >>> temporal_iou([(0, 4)], [(2, 6)])
-    0.3333333333333333
-    >>> temporal_iou([(0, 1), (5, 6)], [(0, 1), (5, 6)])
-    1.0
-    """
-    p, g = union(pred), union(gold)
-    inter = sum(max(0.0, min(b, d) - max(a, c)) for a, b in p for c, d in g)
-    total = sum(b - a for a, b in p) + sum(d - c for c, d in g) - inter
-    return inter / total if total > 0 else 0.0
-
-
 def format_reward(prompts, completions: list[str], duration: list[float], **_) -> list[float]:
     """1.0 for an answer in exactly the clips format with times inside the video.
 
@@ -79,7 +52,8 @@ def format_reward(prompts, completions: list[str], duration: list[float], **_) -
 
 def temporal_iou_reward(prompts, completions: list[str], duration: list[float],
                         highlights: list[list[dict] | None], **_) -> list[float | None]:
-    """IoU of the predicted clips with the question's highlights; None where there are none.
+    """IoU of the predicted clips with the question's highlights (spans.temporal_iou); None
+    where the question has no highlights.
 
     >>> temporal_iou_reward(None, ['{"clips": [{"start_s": 0, "end_s": 4, "priority": "P1"}]}', 'oops', 'x'],
     ...     duration=[10.0] * 3, highlights=[[{"start_s": 2, "end_s": 6}], [{"start_s": 2, "end_s": 6}], None])
@@ -102,8 +76,7 @@ def nearest_frames(targets: list[float], times: list[float]) -> list[int]:
     >>> nearest_frames([0.9, 1.1, 3.0], [0.0, 1.0, 2.0, 3.0])
     [1, 3]
     """
-    picked = {min(range(len(times)), key=lambda i: abs(times[i] - t)) for t in targets}
-    return sorted(picked)
+    return sorted({nearest(times, t) for t in targets})
 
 
 class AnswerMarginReward:
@@ -118,7 +91,7 @@ class AnswerMarginReward:
 
     def frames_for(self, completion: str, duration: float, times: list[float]) -> list[int]:
         clips, _ = parse_clips(completion, duration)
-        return nearest_frames(clip2frame(clips, duration, min(self.k, len(times)), self.mode), times)
+        return nearest_frames(clip2frame(clips, duration, min(self.k, len(times)), self.mode).times_s, times)
 
     @torch.no_grad()
     def option_probs(self, examples: list[dict]) -> list[list[float]]:

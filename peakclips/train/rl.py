@@ -32,6 +32,7 @@ from peakclips.train import model as models
 from peakclips.train import rewards, runs, tasks
 from peakclips.train.batch import encode, to_device
 from peakclips.train.config import RLConfig, TrainConfig
+from peakclips.train.resume import StreamingData
 
 log = logging.getLogger(__name__)
 
@@ -41,7 +42,7 @@ def collate_examples(examples: list[dict]) -> dict:
     return {"examples": examples}
 
 
-class VideoGRPOTrainer(runs.StreamingData, Trainer):
+class VideoGRPOTrainer(StreamingData, Trainer):
     def __init__(self, *, ref_model, processor, reward_funcs: dict, rl: RLConfig, **kwargs):
         super().__init__(processing_class=processor, data_collator=collate_examples, **kwargs)
         self.ref_model, self.processor, self.rl = ref_model, processor, rl

@@ -1,4 +1,4 @@
-"""A stage's run folder, and what the SFT and RL trainers share: data loading, resume, metrics.
+"""A stage's run folder and the `StageRun` both trainers (sft.py, rl.py) are built from.
 
     <run.output_dir>/<stage>/
         config.yaml         the resolved config (stage defaults filled in)
@@ -7,34 +7,29 @@
         final/              the stage's model + processor + peakclips_train.json: the next stage's start
         runs/               TensorBoard events (transformers' layout), when tensorboard is installed
 
-Data position: the stream (data.py) is endless and deterministic, so the position is the number
-of batches the DataLoader has handed out (global step x gradient accumulation). It is written
-into every checkpoint; on resume the stream skips exactly that much without decoding, and the
-Trainer's own batch skipping (which would decode every skipped video) is switched off.
+`start` resolves the config, finds the starting weights and the checkpoint to resume from, and
+loads the model; `StageRun.train` runs a trainer from the recorded data position (resume.py)
+with the metrics and checkpoint callbacks (callbacks.py) and saves the final model.
 """
 
 from __future__ import annotations
 
 import importlib.util
-import json
-import logging
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import yaml
-from transformers import TrainerCallback
 from transformers.trainer_utils import get_last_checkpoint
 
+from peakclips.errors import UserError
 from peakclips.train import model as models
+from peakclips.train.callbacks import CheckpointExtras, MetricsLog
 from peakclips.train.config import STAGES, TrainConfig
-from peakclips.train.data import ExampleStream, expand_shards
-
-log = logging.getLogger(__name__)
-POSITION_FILE = "data_position.json"
+from peakclips.train.data import expand_shards
+from peakclips.train.resume import consumed_batches
 
 
-class StageError(RuntimeError):
+class StageError(UserError):
     """A stage that cannot start as configured; the message says what to change."""
 
 
@@ -85,92 +80,6 @@ def trainer_arguments(cfg: TrainConfig, stage: str, bf16: bool, gradient_checkpo
         ignore_data_skip=True, remove_unused_columns=False,
         dataloader_num_workers=cfg.data.num_workers, disable_tqdm=True,
     )
-
-
-class MetricsLog(TrainerCallback):
-    """Appends every log record to metrics.jsonl, with samples/s since the previous record."""
-
-    def __init__(self, path: Path, samples_per_step: int, stage: str):
-        self.path, self.samples_per_step, self.stage = path, samples_per_step, stage
-        self.last = (None, 0)
-
-    def on_log(self, args, state, control, logs=None, **kwargs):
-        now = time.time()
-        record = {"stage": self.stage, "step": state.global_step, "time": round(now, 3), **(logs or {})}
-        t0, step0 = self.last
-        if t0 is not None and state.global_step > step0:
-            record["samples_per_s"] = round((state.global_step - step0) * self.samples_per_step / (now - t0), 4)
-        self.last = (now, state.global_step)
-        with self.path.open("a") as f:
-            f.write(json.dumps(record) + "\n")
-
-    def on_train_begin(self, args, state, control, **kwargs):
-        self.last = (time.time(), state.global_step)
-
-
-class CheckpointExtras(TrainerCallback):
-    """Writes the stream position and the model's training facts (for `select`) into each checkpoint."""
-
-    def __init__(self, geometry: dict, meta: dict):
-        self.geometry, self.meta = geometry, meta
-
-    def on_save(self, args, state, control, **kwargs):
-        from peakclips.train.model import META_FILE
-
-        folder = Path(args.output_dir) / f"checkpoint-{state.global_step}"
-        position = {"consumed_batches": state.global_step * args.gradient_accumulation_steps, **self.geometry}
-        (folder / POSITION_FILE).write_text(json.dumps(position, indent=2))
-        (folder / META_FILE).write_text(json.dumps(self.meta, indent=2))
-
-
-def consumed_batches(checkpoint: str | None, geometry: dict, grad_accum: int) -> int:
-    """Batches already consumed at `checkpoint` (0 for a fresh run); warns when the batch
-    geometry changed, in which case the position can only be approximated."""
-    if checkpoint is None:
-        return 0
-    path = Path(checkpoint) / POSITION_FILE
-    step = int(Path(checkpoint).name.rsplit("-", 1)[1])
-    saved = json.loads(path.read_text()) if path.exists() else {"consumed_batches": step * grad_accum, **geometry}
-    changed = {k: (saved.get(k), v) for k, v in geometry.items() if saved.get(k) != v}
-    if changed:
-        log.warning("resuming with a different data layout %s: examples may repeat or be skipped", changed)
-        return saved["consumed_batches"] * saved.get("batch_size", 1) // geometry["batch_size"]
-    return saved["consumed_batches"]
-
-
-class StreamingData:
-    """Trainer mixin: the training DataLoader reads an `ExampleStream` from the recorded position.
-
-    Set `stream_args` (ExampleStream keyword arguments without rank/position) and
-    `consumed_batches` before `train()`."""
-
-    stream_args: dict
-    consumed_batches: int = 0
-
-    def _load_from_checkpoint(self, resume_from_checkpoint, model=None):
-        """Full weights go through `from_pretrained`, which maps the key names: transformers
-        saves Qwen2.5-VL checkpoints under the original (hub) names (`visual.*`, `model.layers.*`)
-        but Trainer's own resume loads the file raw into `model.visual.*`, `model.language_model.*`
-        with strict=False, so it would load nothing and train on from the initial weights.
-        LoRA adapters (and optimizer, scheduler, RNG states) resume the Trainer's way."""
-        from peft import PeftModel
-
-        model = model if model is not None else self.model
-        if isinstance(model, PeftModel):
-            return super()._load_from_checkpoint(resume_from_checkpoint, model)
-        saved = type(model).from_pretrained(resume_from_checkpoint, dtype=model.dtype)
-        model.load_state_dict(saved.state_dict())
-
-    def get_train_dataloader(self):
-        import torch
-
-        stream = ExampleStream(**self.stream_args, batch_size=self.args.per_device_train_batch_size,
-                               rank=self.args.process_index, world_size=self.args.world_size,
-                               consumed_batches=self.consumed_batches)
-        workers = self.args.dataloader_num_workers
-        return torch.utils.data.DataLoader(
-            stream, batch_size=self.args.per_device_train_batch_size, collate_fn=self.data_collator,
-            num_workers=workers, prefetch_factor=2 if workers else None, persistent_workers=False)
 
 
 def save_meta(cfg: TrainConfig, stage: str, source: str) -> dict:

@@ -4,7 +4,7 @@ TRL's SFTTrainer handles the optimisation, checkpoints, resume, logging, mixed p
 gradient checkpointing. Two things are ours, both through its documented extension points:
   - the data collator (`batch.SFTCollator`): TRL's vision collator takes images only; ours passes
     the candidate frames as one Qwen2.5-VL video and masks the loss to the answer tokens;
-  - the training DataLoader (`runs.StreamingData.get_train_dataloader`): an endless, seeded,
+  - the training DataLoader (`resume.StreamingData.get_train_dataloader`): an endless, seeded,
     resumable stream over the shards that skips already-seen examples without decoding them.
 The loss is TRL's: mean negative log-likelihood of the unmasked (answer) tokens (on CPU the same
 loss computed by transformers, see `StreamingSFTTrainer.compute_loss`).
@@ -22,11 +22,12 @@ from peakclips.train import runs, tasks
 from peakclips.train.batch import SFTCollator
 from peakclips.train.config import TrainConfig
 from peakclips.train.data import ExampleStream
+from peakclips.train.resume import StreamingData
 
 log = logging.getLogger(__name__)
 
 
-class StreamingSFTTrainer(runs.StreamingData, SFTTrainer):
+class StreamingSFTTrainer(StreamingData, SFTTrainer):
     """SFTTrainer whose training data is an `ExampleStream` (see module docstring)."""
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):

@@ -4,7 +4,8 @@ Runs the real stage configs (pipelines/train/*.yaml) with overrides that make th
 tiny random Qwen2.5-VL (real tokenizer), 16 candidate frames of 56 x 28 pixels, a tiny answerer,
 a handful of steps. The data are the bundled sample clips with the multiple-choice items of
 manifests/train-sample.jsonl, built into out/train-sample by the pipeline (`peakclips run`, in a
-subprocess: the trainer never imports the pipeline) when they are not there yet. A second run
+subprocess: the trainer never imports the pipeline) when they are not there yet; `peakclips
+select` runs in a subprocess too. A second run
 finds each stage's last checkpoint and resumes from it.
 """
 
@@ -16,6 +17,8 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+
+from peakclips.shards import is_complete
 
 SHARDS = Path("out/train-sample")
 RUN = Path("runs/smoke")
@@ -32,12 +35,12 @@ SELECT_VIDEO = "manifests/videos/sintel_10s_640x360.mp4"
 
 
 def ensure_shards() -> None:
-    if (SHARDS / "peakclips-000000_stats.json").exists():
+    if is_complete(str(SHARDS), 0):
         return
     print(f"train-smoke: building {SHARDS} from manifests/train-sample.jsonl (the pipeline, ~3 min)", flush=True)
     cmd = [sys.executable, "-m", "peakclips.cli", "run", "pipelines/sample.yaml",
            "--manifest", "manifests/train-sample.jsonl", "--output", str(SHARDS)]
-    subprocess.run(cmd, check=True, env=dict(os.environ, HF_HUB_OFFLINE="1"))
+    subprocess.run(cmd, check=True, stdin=subprocess.DEVNULL, env=dict(os.environ, HF_HUB_OFFLINE="1"))
 
 
 def summary(stage: str) -> str:
@@ -49,18 +52,18 @@ def summary(stage: str) -> str:
 
 def main() -> int:
     from peakclips.train.cli import main as train
-    from peakclips.train.select import select_cli
 
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     ensure_shards()
     for stage, extra in STAGES.items():
         started = time.time()
-        code = train([stage, "--config", f"pipelines/train/{stage}.yaml", *COMMON, *extra])
+        code = train([stage, "--config", f"pipelines/train/{stage}.yaml", *(a for o in COMMON + extra for a in ("--set", o))])
         if code:
             return code
         print(f"train-smoke: {stage} took {time.time() - started:.0f} s; {summary(stage)}", flush=True)
-    return select_cli(SELECT_VIDEO, "the girl is knocked down and rolls in the snow", 8,
-                      str(RUN / "rl" / "final"), "auto")
+    select = [sys.executable, "-m", "peakclips.cli", "select", SELECT_VIDEO, "--query",
+              "the girl is knocked down and rolls in the snow", "--k", "8", "--checkpoint", str(RUN / "rl" / "final")]
+    return subprocess.run(select).returncode
 
 
 if __name__ == "__main__":

@@ -13,9 +13,12 @@ import numpy as np
 import pytest
 import torch
 
+from peakclips.clipmodel import clip_status, load_clip
 from peakclips.config import ClipConfig
-from peakclips.stages.clipscore import ClipScore, clip_status, load_clip
+from peakclips.stages.clipscore import ClipScore
 from tests.conftest import REPO, SAMPLE_CONFIG
+
+pytestmark = pytest.mark.model  # loads a neural network on CPU: not in `make test-fast`
 
 TEST_MODEL = {"model": "ViT-B-32", "pretrained": None}
 
@@ -58,10 +61,12 @@ def no_network(monkeypatch):
 
 def test_similarity_is_the_max_cosine_over_each_scenes_frames(stage):
     r = row(n_scenes=2, per_scene=3)
+    jpegs = [j for s in r["scene_frames"] for j in s]
     sims = np.array(stage(r)["clip_sims"])
     assert r["error"] is None and sims.shape == (3, 2)
-    images = stage.embed_images([j for s in r["scene_frames"] for j in s])
-    texts = stage.embed_texts([q["query"] for q in r["queries"]])
+    assert "scene_frames" not in r  # the last stage that reads the JPEGs drops them from the row
+    images = stage.clip.embed_images(jpegs)
+    texts = stage.clip.embed_texts([q["query"] for q in r["queries"]])
     expected = (texts @ images.T).reshape(3, 2, 3).max(axis=2)
     np.testing.assert_allclose(sims, expected, atol=2e-6)
     assert np.abs(np.linalg.norm(images, axis=1) - 1).max() < 1e-5
@@ -71,17 +76,17 @@ def test_mean_reduce(stage):
     mean_stage = ClipScore.__new__(ClipScore)
     mean_stage.__dict__.update(stage.__dict__, cfg=ClipConfig(**TEST_MODEL, batch_size=5, reduce="mean"))
     r = row(n_scenes=2, per_scene=3)
-    images = stage.embed_images([j for s in r["scene_frames"] for j in s])
-    texts = stage.embed_texts([q["query"] for q in r["queries"]])
+    images = stage.clip.embed_images([j for s in r["scene_frames"] for j in s])
+    texts = stage.clip.embed_texts([q["query"] for q in r["queries"]])
     np.testing.assert_allclose(mean_stage(r)["clip_sims"], (texts @ images.T).reshape(3, 2, 3).mean(axis=2),
                                atol=2e-6)
 
 
 def test_frames_are_embedded_once_in_batches_and_queries_once(stage, monkeypatch):
     image_batches, text_batches = [], []
-    encode_image, encode_text = stage.model.encode_image, stage.model.encode_text
-    monkeypatch.setattr(stage.model, "encode_image", lambda x: image_batches.append(len(x)) or encode_image(x))
-    monkeypatch.setattr(stage.model, "encode_text", lambda x: text_batches.append(len(x)) or encode_text(x))
+    encode_image, encode_text = stage.clip.model.encode_image, stage.clip.model.encode_text
+    monkeypatch.setattr(stage.clip.model, "encode_image", lambda x: image_batches.append(len(x)) or encode_image(x))
+    monkeypatch.setattr(stage.clip.model, "encode_text", lambda x: text_batches.append(len(x)) or encode_text(x))
     stage(row(n_scenes=3, per_scene=4, queries=("q1", "q2", "q3", "q4")))
     assert image_batches == [5, 5, 2]  # 12 frames, batch_size 5, each frame once for all 4 queries
     assert text_batches == [4]
@@ -100,7 +105,8 @@ def test_bad_frames_become_row_errors(stage):
     assert out["error"] == "clipscore:bad_frame" and out["clip_sims"] == []
     r = row()
     r["scene_frames"][2] = [b"", b""]
-    assert stage(r)["error"] == "clipscore:no_scene_frames"
+    out = stage(r)
+    assert out["error"] == "clipscore:no_scene_frames" and "scene_frames" not in out  # failed rows drop them too
 
 
 def test_a_video_without_queries_gets_no_similarities(stage):

@@ -6,22 +6,8 @@ import av
 import pytest
 
 from peakclips.config import FramesConfig
-from peakclips.stages.frames import (
-    Candidates,
-    SceneFrames,
-    midpoints,
-    nearest,
-    pick_scene_frames,
-    split_parts,
-)
+from peakclips.stages.frames import Candidates, SceneFrames, pick_scene_frames
 from peakclips.video import Scaler, decode_mp4
-
-
-def test_midpoints_and_parts():
-    assert midpoints(0.0, 1.0, 4) == pytest.approx([0.125, 0.375, 0.625, 0.875])
-    assert [b for _, b in split_parts(0.0, 10.0, 4.0)] == pytest.approx([10 / 3, 20 / 3, 10])
-    assert split_parts(2.0, 3.0, 60.0) == [(2.0, 3.0)]
-    assert [nearest([0.0, 1.0, 2.0], t) for t in (-1, 0.4, 0.6, 1.9, 5)] == [0, 0, 1, 2, 2]
 
 
 def solid(value: int, size=(64, 48)):

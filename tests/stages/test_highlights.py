@@ -3,7 +3,8 @@
 import pytest
 
 from peakclips.config import ClipConfig, FiltersConfig, HighlightsConfig
-from peakclips.stages.highlights import Highlights, build_clips, clip_to_relevance, fuse, priority
+from peakclips.scores import clip_to_relevance, fuse, priority
+from peakclips.stages.highlights import Highlights, build_clips
 
 
 def test_clip_mapping_is_clamped():
@@ -69,6 +70,7 @@ def test_all_queries_dropped_drops_the_video():
     assert out["status"] == "dropped" and out["drop_reason"] == "no_queries_left"
 
 
+@pytest.mark.model
 def test_near_duplicate_queries_are_dropped_with_a_real_text_embedder():
     queries = [{"query_id": 0, "query": "a dog jumps into the lake"},
                {"query_id": 1, "query": "a dog jumping into a lake"},

@@ -11,10 +11,12 @@ import threading
 
 import pytest
 
+from peakclips import download
 from peakclips.config import IngestConfig
+from peakclips.download import vet
 from peakclips.errors import VideoError
-from peakclips.stages import ingest
-from peakclips.stages.ingest import Ingest, check_host, check_local_path
+from peakclips.fetch import check_local_path
+from peakclips.stages.ingest import Ingest
 from tests.conftest import REPO
 
 CLIP = REPO / "manifests/videos/sintel_10s_640x360.mp4"
@@ -31,23 +33,24 @@ def fake_resolver(table):
 
 @pytest.mark.parametrize("ip", ["127.0.0.1", "10.1.2.3", "172.16.0.9", "192.168.1.1", "169.254.169.254",
                                 "100.64.0.1", "0.0.0.0", "::1", "fe80::1", "fd00::1", "::ffff:10.0.0.1",
-                                "224.0.0.1"])
+                                "224.0.0.1", "2001:0:4136:e378:8000:63bf:f5ff:fffe", "::10.0.0.1",
+                                "64:ff9b::10.0.0.1", "64:ff9b:1::a00:1", "::ffff:169.254.169.254"])
 def test_hosts_resolving_to_non_public_addresses_are_refused(monkeypatch, ip):
-    monkeypatch.setattr(ingest, "resolve", fake_resolver({"videos.test": [ip]}))
+    monkeypatch.setattr(download, "resolve", fake_resolver({"videos.test": [ip]}))
     with pytest.raises(VideoError) as e:
-        check_host("https://videos.test/a.mp4", [])
+        vet("https://videos.test/a.mp4", [])
     assert e.value.code == "host_not_allowed"
 
 
 def test_any_private_address_among_several_refuses(monkeypatch):
-    monkeypatch.setattr(ingest, "resolve", fake_resolver({"videos.test": ["93.184.216.34", "10.0.0.1"]}))
+    monkeypatch.setattr(download, "resolve", fake_resolver({"videos.test": ["93.184.216.34", "10.0.0.1"]}))
     with pytest.raises(VideoError, match="10.0.0.1"):
-        check_host("http://videos.test/a.mp4", [])
+        vet("http://videos.test/a.mp4", [])
 
 
 def test_public_address_passes(monkeypatch):
-    monkeypatch.setattr(ingest, "resolve", fake_resolver({"videos.test": ["93.184.216.34"]}))
-    check_host("http://videos.test/a.mp4", [])  # resolution only: nothing is fetched
+    monkeypatch.setattr(download, "resolve", fake_resolver({"videos.test": ["93.184.216.34"]}))
+    vet("http://videos.test/a.mp4", [])  # resolution only: nothing is fetched
 
 
 @pytest.mark.parametrize("uri, code", [("ftp://x/a.mp4", "scheme_not_allowed"), ("s3://b/a.mp4", "scheme_not_allowed"),
@@ -120,8 +123,8 @@ def test_loopback_is_refused_without_allow_hosts(http_server, tmp_path):
 
 
 def test_redirect_to_a_private_host_is_refused(http_server, tmp_path, monkeypatch):
-    real = ingest.resolve
-    monkeypatch.setattr(ingest, "resolve", lambda h, *a, **k: fake_resolver({"private.test": ["10.0.0.5"]})(h, *a, **k)
+    real = download.resolve
+    monkeypatch.setattr(download, "resolve", lambda h, *a, **k: fake_resolver({"private.test": ["10.0.0.5"]})(h, *a, **k)
                         if h == "private.test" else real(h, *a, **k))
     row = {"uri": http_server + "/redirect-private", "shard_id": 0, "key": "k", "error": None}
     out = Ingest(IngestConfig(allow_hosts=["127.0.0.1"]), str(tmp_path))(row)

@@ -11,7 +11,7 @@ from peakclips.config import FramesConfig, IngestConfig, ScenesConfig
 from peakclips.errors import VideoError
 from peakclips.stages.ingest import check_video
 from peakclips.stages.scenes import Scenes, apply_scene_rules, preprocess
-from peakclips.video import decode_jpeg, decode_mp4
+from peakclips.video import decode_mp4
 from tests import media
 from tests.conftest import REPO
 
@@ -46,11 +46,15 @@ def test_cuts_found_within_one_frame_on_a_synthetic_clip(tmp_path):
     assert_consistent(out)
 
 
-def test_scenes_stage_on_the_bundled_mix_finds_the_exact_joins():
+def test_scenes_stage_on_the_bundled_mix_finds_the_exact_joins(tmp_path):
     row = {"path": str(REPO / "manifests/videos/blender_mix_60s_640x360.mp4"), "fps": 24.0, "duration_s": 60.0,
-           "width": 640, "height": 360, "error": None}
-    out = Scenes(ScenesConfig(), FramesConfig())(row)
+           "width": 640, "height": 360, "error": None, "shard_id": 3, "index": 7}
+    out = Scenes(ScenesConfig(), FramesConfig(), str(tmp_path))(row)
     assert out["error"] is None
+    # the candidates' MP4 goes straight to the shard's staging folder; the row carries its name only
+    assert out["candidates"] == str(tmp_path / "_staging" / "000003" / "000000007.mp4")
+    assert len(decode_mp4((tmp_path / "_staging" / "000003" / "000000007.mp4").read_bytes())) == 256
+    assert not any(isinstance(v, bytes) for v in out.values())
     starts = [s["start_s"] for s in out["scenes"]]
     for join in (10.0, 20.0, 30.0):  # the joins between source clips are exact
         assert join in starts, join
@@ -75,14 +79,14 @@ def test_odd_size(tmp_path):
     out = run(info.path)
     assert out.cut_times_s == pytest.approx(info.cut_times_s, abs=1 / 24)
     assert_consistent(out)
-    assert decode_jpeg(out.scene_frames[0][0]).shape == (240, 320, 3)  # not upscaled; even for 4:2:0
+    assert media.jpeg_rgb(out.scene_frames[0][0]).shape == (240, 320, 3)  # not upscaled; even for 4:2:0
 
 
 def test_rotated_video_frames_come_out_upright(tmp_path):
     info = media.make_rotated_clip(tmp_path / "r.mp4", rotation=90)
     out = run(info.path, frames=FramesConfig(num_candidates=4, per_scene=1, scene_frame_size=1000))
     w, h = info.extra["display_size"]
-    for img in [decode_jpeg(out.scene_frames[0][0]), decode_mp4(out.candidates_mp4)[0]]:
+    for img in [media.jpeg_rgb(out.scene_frames[0][0]), decode_mp4(out.candidates_mp4)[0]]:
         img = img.astype(int)
         assert img.shape[:2] == (h, w)
         assert img[: h // 10].mean() > img[h // 2:].mean() + 40  # the white band is on top
@@ -138,9 +142,11 @@ def test_each_detector_option_drives_the_same_pass(detector, tmp_path):
 
 def test_errors_become_row_errors_of_this_stage(tmp_path):
     path = tmp_path / "gone.mp4"
-    row = {"path": str(path), "fps": 24.0, "duration_s": 1.0, "width": 320, "height": 240, "error": None}
-    out = Scenes(ScenesConfig(), FramesConfig())(row)
-    assert out["error"] == "scenes:not_found" and out["scenes"] == [] and out["candidates_mp4"] == b""
+    row = {"path": str(path), "fps": 24.0, "duration_s": 1.0, "width": 320, "height": 240, "error": None,
+           "shard_id": 0, "index": 0}
+    out = Scenes(ScenesConfig(), FramesConfig(), str(tmp_path / "out"))(row)
+    assert out["error"] == "scenes:not_found" and out["scenes"] == [] and out["candidates"] == ""
+    assert not (tmp_path / "out").exists()
 
 
 @given(cuts=st.lists(st.floats(0.01, 99.99), max_size=30), min_s=st.floats(0.0, 5.0), max_s=st.floats(5.0, 50.0))

@@ -1,20 +1,19 @@
 """Synthetic PeakClips shards for the trainer tests: exact annotations, tiny frames, fast to decode.
 
 Each video is a run of solid-colour scenes; the candidate frames are stored as the pipeline
-stores them (KEY.json validated against the schema, KEY.mp4 an H.264 stream of the T frames).
+stores them (KEY.json validated against the schema, KEY.mp4 an H.264 stream of the T frames), and
+the shards are written by the pipeline's writer (`write_shard`).
 """
 
 from __future__ import annotations
 
-import io
-import json
-import tarfile
 from pathlib import Path
 
 import numpy as np
 
 from peakclips.schema import Sample
-from peakclips.video import encode_mp4
+from tests.media import candidate_mp4
+from tests.shards import video_row, write_dataset
 
 COLOURS = {"red": (220, 30, 30), "green": (30, 200, 60), "blue": (40, 60, 220), "yellow": (230, 220, 40)}
 
@@ -45,20 +44,26 @@ def make_sample(key: str, scenes: list[tuple[float, float, str]], queries: dict[
            "summary": "solid colour screens", "queries": query_rows, "qa": list(qa),
            "annotator": {"backend": "reference", "model": None, "prompts": []}, "clip_model": None,
            "config_hash": "test", "peakclips_version": "0"}
-    return Sample.model_validate(doc).model_dump(mode="json"), encode_mp4(frames)
+    return Sample.model_validate(doc).model_dump(mode="json"), candidate_mp4(frames)
+
+
+def row_from_sample(doc: dict, shard_id: int, index: int) -> dict:
+    """The shard stage's input row that `doc` (a KEY.json made by `make_sample`) came from."""
+    queries = [{"query": q["query"], "origin": q["origin"], "llm": [sc["llm"] for sc in q["scene_scores"]],
+                "reasons": [sc["reason"] for sc in q["scene_scores"]], "final": [sc["final"] for sc in q["scene_scores"]],
+                "highlights": q["highlights"]} for q in doc["queries"]]
+    return video_row(doc["key"], [s["start_s"] for s in doc["scenes"]], doc["duration_s"], queries,
+                     shard_id=shard_id, index=index, frame_times_s=doc["frame_times_s"],
+                     captions=[s["caption"] for s in doc["scenes"]], chapters=doc["chapters"], summary=doc["summary"],
+                     qa=doc["qa"], source=doc["source"], license=doc["license"], width=doc["width"],
+                     height=doc["height"])
 
 
 def write_shard(path: Path, samples: list[tuple[dict, bytes]]) -> Path:
-    """A WebDataset tar laid out like the pipeline's (KEY.json then KEY.mp4 per sample), marked
-    complete by its `_stats.json` (the trainer reads only complete shards of a folder)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.with_name(path.name.removesuffix(".tar") + "_stats.json").write_text("{}")
-    with tarfile.open(path, "w") as tar:
-        for doc, mp4 in samples:
-            for name, data in ((f"{doc['key']}.json", json.dumps(doc).encode()), (f"{doc['key']}.mp4", mp4)):
-                info = tarfile.TarInfo(name)
-                info.size = len(data)
-                tar.addfile(info, io.BytesIO(data))
+    """Shard `path` (`.../peakclips-NNNNNN.tar`) holding `samples`, written by the pipeline's own
+    writer (tests.shards.write_dataset): tar, index and `_stats.json`, complete."""
+    shard_id = int(path.name.removesuffix(".tar").removeprefix("peakclips-"))
+    write_dataset(path.parent, [(row_from_sample(doc, shard_id, i), mp4) for i, (doc, mp4) in enumerate(samples)])
     return path
 
 

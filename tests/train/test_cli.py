@@ -29,9 +29,12 @@ def test_shipped_configs_load_and_say_what_they_run(stage):
 
 
 @pytest.mark.parametrize("argv", [["sft1", "optim.lrr=1"],
-                                  ["sft1", "--config", "pipelines/train/sft1.yaml", "model.tiny=true", "optim.lrr=1"]])
+                                  ["sft1", "--config", "pipelines/train/sft1.yaml", "model.tiny=true", "optim.lrr=1"],
+                                  ["sft1", "--set", "model.tiny=true", "--config", "pipelines/train/sft1.yaml",
+                                   "--set", "optim.lrr=1"]])
 def test_unknown_key_lists_the_valid_ones(capsys, argv):
-    """Overrides are read before and after --config (make train-smoke passes them after it)."""
+    """Overrides are read before and after --config, as `--set k=v` (the form `peakclips` takes)
+    or bare `k=v` (this command's first form)."""
     assert main(argv) == 2
     err = capsys.readouterr().err
     assert "unknown config key 'optim.lrr'" in err and "optim.lr" in err
@@ -52,6 +55,7 @@ def test_a_stage_needs_the_previous_stage(tmp_path, colour_shards, capsys):
     assert not (tmp_path / "sft2").exists()
 
 
+@pytest.mark.model  # builds the tiny Qwen2.5-VL before it finds no qa item
 def test_rl_on_shards_without_qa_says_so(tmp_path, capsys):
     doc, mp4 = colour_samples(1)[0]
     write_shard(tmp_path / "shards" / "peakclips-000000.tar", [(dict(doc, qa=[]), mp4)])

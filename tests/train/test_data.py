@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import tarfile
 
@@ -31,7 +32,7 @@ def test_expand_folder_brace_glob_list_and_fsspec(colour_shards, tmp_path):
     assert data.expand_shards(both) == both
     mem = fsspec.filesystem("memory")
     mem.pipe("/ds/peakclips-000000.tar", (colour_shards / "peakclips-000000.tar").read_bytes())
-    mem.pipe("/ds/peakclips-000000_stats.json", b"{}")
+    mem.pipe("/ds/peakclips-000000_stats.json", (colour_shards / "peakclips-000000_stats.json").read_bytes())
     mem.pipe("/ds/peakclips-000001.tar", b"still being written: no _stats.json yet")
     (uri,) = data.expand_shards("memory://ds")
     assert uri.endswith("/ds/peakclips-000000.tar")
@@ -44,14 +45,13 @@ def test_expand_folder_brace_glob_list_and_fsspec(colour_shards, tmp_path):
 def test_a_bad_sample_is_skipped_and_the_rest_is_read(tmp_path, caplog):
     good = colour_samples(2)
     bad = dict(good[0][0], key="broken", duration_s="long")  # fails the schema
-    path = write_shard(tmp_path / "peakclips-000000.tar", [good[0], (bad, good[0][1]), good[1]])
-    with tarfile.open(path, "a") as tar:  # a json without its mp4
-        info = tarfile.TarInfo("lonely.json")
-        body = json.dumps(good[0][0]).encode()
-        info.size = len(body)
-        import io
-
-        tar.addfile(info, io.BytesIO(body))
+    path = write_shard(tmp_path / "peakclips-000000.tar", good)  # the writer validates: damage it after
+    with tarfile.open(path, "a") as tar:  # a sample that fails the schema, and a json without its mp4
+        for name, body in (("broken.json", json.dumps(bad).encode()), ("broken.mp4", good[0][1]),
+                           ("lonely.json", json.dumps(good[0][0]).encode())):
+            info = tarfile.TarInfo(name)
+            info.size = len(body)
+            tar.addfile(info, io.BytesIO(body))
     keys = [s.key for s, _ in data.read_samples(str(path))]
     assert keys == ["video0", "video1"]
     assert "broken.json fails the schema" in caplog.text and "lonely lacks" in caplog.text

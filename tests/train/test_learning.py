@@ -102,7 +102,7 @@ def test_cpu_loss_is_trls_fused_loss(overfit):
 def test_select_returns_k_timestamps_from_the_trained_checkpoint(overfit, tmp_path, capsys):
     import numpy as np
 
-    from peakclips.train.select import select_cli
+    from peakclips.cli import main
     from tests.media import _write_video
     from tests.train.shards import COLOURS
 
@@ -111,7 +111,7 @@ def test_select_returns_k_timestamps_from_the_trained_checkpoint(overfit, tmp_pa
     colour_at = [next(c for a, b, c in FOUR if a <= i / 4 < b) for i in range(32)]
     _write_video(video, [np.full((56, 56, 3), COLOURS[c], np.uint8) for c in colour_at], fps=4, size=(56, 56),
                  encoder="libx264")
-    assert select_cli(str(video), "the red screen", 6, final, "auto") == 0
+    assert main(["select", str(video), "--query", "the red screen", "--k", "6", "--checkpoint", final]) == 0
     out = capsys.readouterr()
     result = json.loads(out.out)
     assert not result["fallback"] and "WARNING" not in out.err, (result["fallback_reason"], result["answer"])
@@ -123,15 +123,15 @@ def test_select_returns_k_timestamps_from_the_trained_checkpoint(overfit, tmp_pa
 def test_select_falls_back_visibly_on_unparsable_answers(tmp_path, capsys):
     import numpy as np
 
+    from peakclips.cli import main
     from peakclips.train import model
-    from peakclips.train.select import select_cli
-    from peakclips.video import encode_mp4
+    from tests.media import candidate_mp4
 
     m, processor = model.load("tiny", True, max_pixels=3136, min_pixels=784)  # untrained: babbles
     model.save_final(m, processor, tmp_path / "random", {"num_frames": 8, "max_pixels": 3136, "min_pixels": 784})
     video = tmp_path / "v.mp4"
-    video.write_bytes(encode_mp4([np.full((56, 56, 3), 40 * i, np.uint8) for i in range(6)]))
-    assert select_cli(str(video), "anything", 4, str(tmp_path / "random"), "auto") == 0
+    video.write_bytes(candidate_mp4([np.full((56, 56, 3), 40 * i, np.uint8) for i in range(6)]))
+    assert main(["select", str(video), "--query", "anything", "--k", "4", "--checkpoint", str(tmp_path / "random")]) == 0
     out = capsys.readouterr()
     result = json.loads(out.out)
     assert result["fallback"] and result["clips"] == [] and result["fallback_reason"]

@@ -12,6 +12,8 @@ import pytest
 from peakclips.train import batch, model
 from tests.conftest import REPO
 
+pytestmark = pytest.mark.model  # loads a neural network on CPU: not in `make test-fast`
+
 
 @pytest.fixture(scope="module")
 def tiny():
@@ -86,7 +88,7 @@ def test_hub_model_offline_fails_with_what_to_set(monkeypatch):
 
 
 def test_trainer_never_imports_the_pipeline():
-    code = ("import sys, peakclips.train.cli, peakclips.train.sft, peakclips.train.rl, peakclips.train.select, "
+    code = ("import sys, peakclips.train.cli, peakclips.train.sft, peakclips.train.rl, peakclips.commands.select, "
             "peakclips.train.smoke\n"
             "bad = sorted(m for m in sys.modules if m.startswith(('peakclips.stages', 'peakclips.pipeline')))\n"
             "print(bad)")

@@ -12,6 +12,8 @@ from peakclips.train.config import load_train_config
 from peakclips.train.sft import run_sft
 from tests.train.conftest import TINY
 
+pytestmark = pytest.mark.model  # loads a neural network on CPU: not in `make test-fast`
+
 
 def test_stopped_stage_resumes_to_the_same_model(tmp_path, colour_shards, capsys):
     common = TINY + [f"data.shards={colour_shards}", "model.init_from=base", "optim.save_steps=2",

@@ -1,7 +1,9 @@
 """clip2frame (SPEC section 2.2): from highlight clips to any budget of k frame timestamps.
 
-A pure function, shared by `peakclips frames`, the RL reward and `peakclips select`:
-  - `focused` (default for k <= 8): frames only inside the clips, allotted in proportion to
+A pure function, shared by `peakclips frames`, the RL reward and `peakclips select` (and any
+evaluation of a selector); it returns the timestamps and the mode it applied, so no caller
+re-derives the rules:
+  - `focused` (default for k <= AUTO_FOCUSED_MAX_K = 8): frames only inside the clips, allotted in proportion to
     weight(priority) x clip length (P1 weight 2, P2 weight 1 by default), rounded by largest
     remainder so they sum to exactly k, evenly spaced inside each clip at sub-interval midpoints;
   - `hybrid` (default for k > 8): a background share (default 25 %) spread uniformly over the
@@ -22,9 +24,14 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Literal
 
+from peakclips.errors import UserError
+
 Mode = Literal["auto", "focused", "hybrid", "uniform"]
+MODES = ("auto", "focused", "hybrid", "uniform")
+AUTO_FOCUSED_MAX_K = 8  # `auto` is focused up to this k, hybrid above
 DEFAULT_WEIGHTS = {"P1": 2.0, "P2": 1.0}
 TICKS_PER_S = 1_000_000  # timestamps are whole microseconds
 
@@ -141,6 +148,14 @@ def nearest_free(tick: int, taken: set[int], end: int) -> int:
     raise ValueError("no free tick")  # unreachable: callers check that k fits
 
 
+@dataclass(frozen=True)
+class Keyframes:
+    times_s: list[float]
+    """k sorted, distinct timestamps in seconds."""
+    mode: Literal["focused", "hybrid", "uniform"]
+    """The rule applied: `auto` resolved by k; `uniform` whenever no clip lies inside the video."""
+
+
 def clip2frame(
     clips: Sequence[dict],
     duration_s: float,
@@ -148,29 +163,31 @@ def clip2frame(
     mode: Mode = "auto",
     weights: dict[str, float] | None = None,
     background: float = 0.25,
-) -> list[float]:
-    """k sorted, distinct timestamps (seconds) for highlight `clips` ({start_s, end_s, priority}).
+) -> Keyframes:
+    """k sorted, distinct timestamps (seconds) for highlight `clips` ({start_s, end_s, priority}),
+    and the mode applied. Arguments out of range raise `UserError` (they come from a command
+    line or a config).
 
     >>> clip2frame([{"start_s": 2.0, "end_s": 4.0, "priority": "P1"}], 10.0, 4, "focused")
-    [2.25, 2.75, 3.25, 3.75]
+    Keyframes(times_s=[2.25, 2.75, 3.25, 3.75], mode='focused')
     >>> clip2frame([], 8.0, 4)
-    [1.0, 3.0, 5.0, 7.0]
-    >>> clip2frame([{"start_s": 0.0, "end_s": 4.0, "priority": "P1"}], 8.0, 4, "hybrid", background=0.5)
+    Keyframes(times_s=[1.0, 3.0, 5.0, 7.0], mode='uniform')
+    >>> clip2frame([{"start_s": 0.0, "end_s": 4.0, "priority": "P1"}], 8.0, 4, "hybrid", background=0.5).times_s
     [1.0, 2.0, 3.0, 6.0]
     """
     if isinstance(k, bool) or not isinstance(k, int) or k < 1:
-        raise ValueError(f"k must be a positive integer, got {k!r}")
+        raise UserError(f"k must be a positive integer, got {k!r}")
     if not (math.isfinite(duration_s) and duration_s > 0):
-        raise ValueError(f"duration_s must be positive and finite, got {duration_s!r}")
+        raise UserError(f"duration_s must be positive and finite, got {duration_s!r}")
     if not 0.0 <= background <= 1.0:
-        raise ValueError(f"background must lie in [0, 1], got {background!r}")
-    if mode not in ("auto", "focused", "hybrid", "uniform"):
-        raise ValueError(f"mode must be auto, focused, hybrid or uniform, got {mode!r}")
+        raise UserError(f"background must lie in [0, 1], got {background!r}")
+    if mode not in MODES:
+        raise UserError(f"mode must be auto, focused, hybrid or uniform, got {mode!r}")
     end = to_tick(duration_s)  # ticks 0 .. end-1 lie inside the video
     if k > end:
-        raise ValueError(f"{k} distinct timestamps at 1 us resolution do not fit in {duration_s} s")
+        raise UserError(f"{k} distinct timestamps at 1 us resolution do not fit in {duration_s} s")
     if mode == "auto":
-        mode = "focused" if k <= 8 else "hybrid"
+        mode = "focused" if k <= AUTO_FOCUSED_MAX_K else "hybrid"
     segs = [] if mode == "uniform" else segments(clips, end, weights or DEFAULT_WEIGHTS)
     n_background = math.floor(k * background + 0.5) if mode == "hybrid" and segs else 0
     counts = allot(segs, k - n_background)
@@ -179,4 +196,4 @@ def clip2frame(
     # there are no clips), on a uniform grid over the whole video.
     for t in spread(0, end, k - len(taken)):
         taken.add(nearest_free(t, taken, end))
-    return [t / TICKS_PER_S for t in sorted(taken)]
+    return Keyframes([t / TICKS_PER_S for t in sorted(taken)], mode if segs else "uniform")

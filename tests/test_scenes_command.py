@@ -1,4 +1,5 @@
-"""`peakclips scenes VIDEO`: JSON and text output, frames written by timestamp, errors as codes."""
+"""`peakclips scenes VIDEO`: JSON and text output, frames written by timestamp, errors as codes
+(exit 1: the video was examined and the pipeline would reject it)."""
 
 import json
 

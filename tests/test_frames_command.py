@@ -9,17 +9,17 @@ import pytest
 from PIL import Image
 
 from peakclips.calibrate import auc, calibrate, scene_candidates, similarities
+from peakclips.commands.frames import keyframes
 from peakclips.config import ClipConfig
-from peakclips.keyframes import frames_command
-from peakclips.shards import iter_samples
+from peakclips.dataset import iter_samples
 from tests.conftest import REPO, SAMPLE_MANIFEST
 
 pytestmark = pytest.mark.slow
 
 
 def frames_json(capsys, dataset, video_id, query_id, k, *args, **kwargs):
-    assert frames_command(str(dataset), video_id, query_id, k, *args, as_json=True, **kwargs) == 0
-    return json.loads(capsys.readouterr().out)
+    """`peakclips frames ... --json` as the library returns it (the CLI prints this dict)."""
+    return keyframes(str(dataset), video_id, query_id, k, *args, **kwargs)
 
 
 def test_every_kept_query_gets_exactly_k_timestamps_inside_its_highlights(sample_output, capsys):
@@ -108,11 +108,11 @@ def test_auc_and_percentiles_on_known_distributions():
 
 
 def test_calibration_pairs_each_caption_with_its_own_scene_and_other_videos_scenes(sample_output):
-    from peakclips.stages.clipscore import ClipScore
+    from peakclips.clipmodel import ClipModel
     from peakclips.video import decode_mp4
 
     out, _ = sample_output
-    stage = ClipScore(ClipConfig(model="ViT-B-32", pretrained=None), use_clip=True)
+    stage = ClipModel(ClipConfig(model="ViT-B-32", pretrained=None))
     matched, unmatched, n_videos = similarities(str(out), stage, max_videos=2)
     samples = [(s, mp4) for _, s, mp4 in iter_samples(str(out), frames=True)][:2]
     sizes = [len(s[0]["scenes"]) for s in samples]

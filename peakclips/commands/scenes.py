@@ -3,19 +3,19 @@
 It calls the same functions as the pipeline (`check_video` of the ingest stage, `preprocess` of
 the scenes stage) with the same config, prints the probe and the scenes, and with
 `--frames-dir` writes the T candidate frames and the m frames per scene as JPEGs named by
-index and timestamp.
+index and timestamp. A video the pipeline would reject raises VideoError with its row error
+code (`ingest:no_video_stream`): for this command that is the finding (exit 1), not a crash.
 """
 
 from __future__ import annotations
 
-import json
-import sys
 import time
 from dataclasses import asdict
 from pathlib import Path
 
 from peakclips.config import RunConfig
 from peakclips.errors import VideoError
+from peakclips.redact import redact_uri
 
 
 def scenes_report(video: str, cfg: RunConfig):
@@ -34,7 +34,7 @@ def scenes_report(video: str, cfg: RunConfig):
     except VideoError as e:
         raise VideoError(f"scenes:{e.code}", e.detail) from None
     report = {
-        "video": video,
+        "video": redact_uri(video),
         "probe": asdict(info),
         "detector": cfg.scenes.detector,
         "duration_s": round(out.duration_s, 4),
@@ -80,19 +80,3 @@ def format_report(report: dict) -> str:
         lines.append(f"  {s['scene_id']:4d}  {s['start_s']:9.3f} - {s['end_s']:9.3f} s  "
                      f"frames {s['start_frame']} - {s['end_frame']}")
     return "\n".join(lines)
-
-
-def main(video: str, cfg: RunConfig, as_json: bool, frames_dir: str | None) -> int:
-    try:
-        report, out = scenes_report(video, cfg)
-    except VideoError as e:
-        if as_json:
-            print(json.dumps({"video": video, "error": e.code, "detail": e.detail}))
-        else:
-            print(f"peakclips: {video}: {e.code}: {e.detail}", file=sys.stderr)
-        return 1
-    written = write_frames(out, frames_dir) if frames_dir else 0
-    print(json.dumps(report, indent=2) if as_json else format_report(report))
-    if written and not as_json:
-        print(f"wrote {written} JPEGs under {frames_dir}")
-    return 0
