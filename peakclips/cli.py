@@ -177,7 +177,9 @@ def cmd_make_needle(args) -> int:
 def cmd_eval(args) -> int:
     from peakclips.eval.arguments import eval_settings
     from peakclips.eval.harness import evaluate
+    from peakclips.terminal import detach_stdin
 
+    detach_stdin()  # the peakclips selector starts Ray: nothing it starts may inherit the terminal
     evaluate(eval_settings(args))  # progress, the table and the output paths on stdout
     return 0
 

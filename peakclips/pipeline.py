@@ -71,20 +71,23 @@ def run_info(cfg: RunConfig, clip_note: str | None, scratch: str) -> RunInfo:
     return info.model_copy(update={"fingerprint": fingerprint(info)})
 
 
-def preflight(cfg: RunConfig) -> str | None:
-    """Check the annotator and CLIP before any work; returns why CLIP is off (None = on)."""
+def preflight(cfg: RunConfig, log=print) -> tuple[RunConfig, str | None]:
+    """Check the annotator and CLIP before any work. Returns the config the workers get (with
+    the annotator's response format decided, so that no worker probes the server again) and
+    why CLIP is off (None = on)."""
     if cfg.annotator.backend == "openai":
         from peakclips.llm import preflight as annotator_preflight
 
-        annotator_preflight(cfg.annotator)
+        fmt = annotator_preflight(cfg.annotator, log)
+        cfg = cfg.model_copy(update={"annotator": cfg.annotator.model_copy(update={"response_format": fmt})})
     if not cfg.clip.enabled:
-        return "clip.enabled is false"
+        return cfg, "clip.enabled is false"
     from peakclips.clipmodel import clip_status
 
     note = clip_status(cfg.clip)
     if note and cfg.clip.required:
         raise ConfigError(note)
-    return note
+    return cfg, note
 
 
 def init_ray(cfg: RunConfig) -> None:
@@ -233,7 +236,7 @@ def run(cfg: RunConfig, manifest: str, output: str, shards: str | None = None, f
             "(use --force to rebuild)")
         return summary
     storage.check_writable(output, *([cfg.ingest.scratch] if cfg.ingest.scratch else []))
-    clip_note = preflight(cfg)
+    cfg, clip_note = preflight(cfg, log)
     if clip_note:
         log(f"CLIP off for this run: {clip_note}")
     scratch = cfg.ingest.scratch or storage.join(output, "_scratch")

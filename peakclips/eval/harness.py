@@ -119,7 +119,7 @@ def evaluate(s: EvalSettings, log=print) -> dict:
         from peakclips.llm import preflight
 
         # one sentence in seconds when the endpoint is not there
-        preflight(s.vlm, who="VLM", url_key="--vlm-base-url", model_key="--vlm-model")
+        preflight(s.vlm, who="VLM", url_key="--vlm-base-url", model_key="--vlm-model")  # prompt format: no check
         answerer = Answerer(s.vlm, s.image_size)
     selections = Store(output / "selections.jsonl", lambda r: (r["selector"], r["k"], r["id"]))
     answers = Store(output / "answers.jsonl", lambda r: (r["vlm"], r["selector"], r["k"], r["id"]))
