@@ -19,8 +19,7 @@ def eval_settings(args) -> EvalSettings:
     vlm = None
     if args.vlm_base_url or args.vlm_model:
         vlm = AnnotatorConfig(backend="openai", base_url=args.vlm_base_url, model=args.vlm_model,
-                              api_key_env=args.vlm_api_key_env, cache=args.vlm_cache, timeout_s=args.vlm_timeout,
-                              response_format="prompt")  # answers are letters, not JSON: no format check
+                              api_key_env=args.vlm_api_key_env, cache=args.vlm_cache, timeout_s=args.vlm_timeout)
     return EvalSettings(
         benchmark=args.benchmark, format=args.format, selectors=[x.strip() for x in args.selectors.split(",") if x.strip()],
         ks=ks, output=args.output, videos=args.videos, limit=args.limit,

@@ -118,9 +118,11 @@ def evaluate(s: EvalSettings, log=print) -> dict:
         from peakclips.eval.vlm import Answerer
         from peakclips.llm import preflight
 
-        # one sentence in seconds when the endpoint is not there
-        preflight(s.vlm, who="VLM", url_key="--vlm-base-url", model_key="--vlm-model")  # prompt format: no check
-        answerer = Answerer(s.vlm, s.image_size)
+        # Answers are letters, not JSON: the VLM is asked in the prompt format, so the preflight
+        # sends no format check; it says in one sentence, in seconds, when the endpoint is not there.
+        vlm = s.vlm.model_copy(update={"response_format": "prompt"})
+        preflight(vlm, who="VLM", url_key="--vlm-base-url", model_key="--vlm-model")
+        answerer = Answerer(vlm, s.image_size)
     selections = Store(output / "selections.jsonl", lambda r: (r["selector"], r["k"], r["id"]))
     answers = Store(output / "answers.jsonl", lambda r: (r["vlm"], r["selector"], r["k"], r["id"]))
     durations, errors = probe_videos(items, selectors, s.ks)

@@ -88,7 +88,7 @@ class Answerer:
             resp = self.client.chat.completions.create(model=self.cfg.model, messages=messages, temperature=0,
                                                        max_tokens=MAX_TOKENS)
         except openai.APIError as e:
-            raise _error(e, self.prompt_id, self.cfg) from None
+            raise _error(e, self.prompt_id, self.cfg, self.cfg.response_format) from None
         reply = (resp.choices[0].message.content if resp.choices else None) or ""
         self.cache.put(key, reply)
         return reply
