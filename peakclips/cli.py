@@ -17,6 +17,8 @@ sentence on stderr, no traceback). Programming errors keep their traceback.
     peakclips frames DIR --video-id ID --query N --k K [--mode M] [--json] [--out DIR] [--video URI | --manifest PATH [--config YAML]]
     peakclips calibrate-clip DIR [--config YAML] [--set k=v ...] [--json]
     peakclips select VIDEO --query "..." --k K --checkpoint DIR
+    peakclips make-needle OUT [--videos N] [--duration-s D] [--seed S]
+    peakclips eval BENCHMARK --format F --selectors uniform,bolt,... --k 8,16,32 --output DIR
 """
 
 from __future__ import annotations
@@ -196,6 +198,27 @@ def add_columns(p: argparse.ArgumentParser) -> None:
                        help=f"the column holding each video's {name} (default: %(default)s)")
 
 
+def cmd_make_needle(args) -> int:
+    from peakclips.eval.needle import make_needle, parse_size
+
+    items = make_needle(args.out, args.videos, args.duration_s, args.seed, args.fps, parse_size(args.size),
+                        args.needle_s)
+    hours = sum(x["duration_s"] for x in items) / 3600
+    print(f"wrote {len(items)} videos ({hours:.2f} h), {args.out}/benchmark.jsonl and {args.out}/manifest.jsonl; "
+          f"evaluate with: peakclips eval {args.out}/benchmark.jsonl --format needle ...")
+    return 0
+
+
+def cmd_eval(args) -> int:
+    from peakclips.eval.arguments import eval_settings
+    from peakclips.eval.harness import evaluate
+    from peakclips.terminal import detach_stdin
+
+    detach_stdin()  # the peakclips selector starts Ray: nothing it starts may inherit the terminal
+    evaluate(eval_settings(args))  # progress, the table and the output paths on stdout
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     from peakclips.clip2frame import AUTO_FOCUSED_MAX_K, MODES
 
@@ -328,6 +351,11 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--mode", default="auto", choices=MODES,
                    help=f"clip2frame mode (auto: focused for k <= {AUTO_FOCUSED_MAX_K}, else hybrid)")
     s.set_defaults(fn=cmd_select)
+    from peakclips.eval.arguments import add_parsers
+
+    needle, ev = add_parsers(sub)
+    needle.set_defaults(fn=cmd_make_needle)
+    ev.set_defaults(fn=cmd_eval)
     return p
 
 

@@ -121,6 +121,16 @@ class AnnotatorConfig(Strict):
     """OpenAI-compatible endpoint; None = the OPENAI_BASE_URL environment variable."""
     model: str | None = None
     api_key_env: str = "OPENAI_API_KEY"
+    azure_api_version: str | None = None
+    """Azure OpenAI (the openai package's Azure client): its `api-version`, e.g. "2024-10-21".
+    When set, base_url is the resource endpoint (https://NAME.openai.azure.com; None =
+    AZURE_OPENAI_ENDPOINT), model is the deployment name, and the key goes out as `api-key`."""
+    response_format: Literal["auto", "json_schema", "json_object", "prompt", "guided_json"] = "auto"
+    """How replies are asked to be JSON (peakclips/llm_formats.py, docs/annotator.md "Servers"):
+    json_schema (OpenAI structured output), json_object with the schema (llama.cpp, TGI) and the
+    schema in the prompt, prompt (the schema in the prompt only), guided_json (vLLM's older
+    extra_body field). auto: the first of json_schema, json_object, prompt the server accepts,
+    tried once per run at start."""
     cache: str | None = None
     """SQLite response cache; None = ~/.cache/peakclips/annotator.sqlite."""
     timeout_s: float = Field(120.0, gt=0, le=DAY_S)
@@ -259,15 +269,16 @@ class RunConfig(Strict):
         return hashlib.sha256((json.dumps(data, sort_keys=True) + extra).encode()).hexdigest()[:16]
 
 
-# Machine paths, endpoints, parallelism, retries and labels: they change how a run executes,
-# never what a sample holds (the annotator's model name and prompts do, and stay in).
+# Machine paths, endpoints and how they are spoken to (API version, response format: `auto`
+# picks per server), parallelism, retries and labels: they change how a run executes, never what
+# a sample is asked for (the annotator's model name and prompts are, and stay in).
 OPERATIONAL_KEYS = {
     "name": True,
     "ray": True,
     "storage_options": True,
     "ingest": {"scratch", "allowed_roots", "allowed_prefixes", "allow_hosts"},
-    "annotator": {"base_url", "api_key_env", "cache", "timeout_s", "max_retries", "max_concurrency",
-                  "num_actors", "reference_dir"},
+    "annotator": {"base_url", "api_key_env", "azure_api_version", "response_format", "cache", "timeout_s",
+                  "max_retries", "max_concurrency", "num_actors", "reference_dir"},
     "clip": {"num_actors"},
 }
 

@@ -78,20 +78,23 @@ def config_hash(cfg: RunConfig) -> str:
     return cfg.hash(extra=references)
 
 
-def preflight(cfg: RunConfig) -> str | None:
-    """Check the annotator and CLIP before any work; returns why CLIP is off (None = on)."""
+def preflight(cfg: RunConfig, log=print) -> tuple[RunConfig, str | None]:
+    """Check the annotator and CLIP before any work. Returns the config the workers get (with
+    the annotator's response format decided, so that no worker probes the server again) and
+    why CLIP is off (None = on)."""
     if cfg.annotator.backend == "openai":
         from peakclips.llm import preflight as annotator_preflight
 
-        annotator_preflight(cfg.annotator)
+        fmt = annotator_preflight(cfg.annotator, log)
+        cfg = cfg.model_copy(update={"annotator": cfg.annotator.model_copy(update={"response_format": fmt})})
     if not cfg.clip.enabled:
-        return "clip.enabled is false"
+        return cfg, "clip.enabled is false"
     from peakclips.clipmodel import clip_status
 
     note = clip_status(cfg.clip)
     if note and cfg.clip.required:
         raise ConfigError(note)
-    return note
+    return cfg, note
 
 
 def init_ray(cfg: RunConfig) -> None:
@@ -263,7 +266,7 @@ def build(cfg: RunConfig, manifest: str, output: str, shards: str | None = None,
         return summary
     if cfg.ingest.scratch:  # the output was checked when its lock was taken
         storage.check_writable(cfg.ingest.scratch)
-    clip_note = preflight(cfg)
+    cfg, clip_note = preflight(cfg, log)
     if clip_note:
         log(f"CLIP off for this run: {clip_note}")
     scratch = cfg.ingest.scratch or storage.join(output, "_scratch")
