@@ -78,8 +78,9 @@ def files_sha256(path: Path) -> str:
 
 
 def check_settings(output: Path, benchmark: dict, selectors: dict[str, dict], force: bool) -> dict:
-    """Refuse results made on another benchmark, or by a selector with other settings; record
-    the settings of new selectors. Returns what OUTPUT/eval.json now holds."""
+    """Refuse results made on another benchmark, or by a selector with other settings. Returns
+    what OUTPUT/eval.json is to hold with the new selectors' settings; `evaluate` writes it once
+    the models and the VLM are known to load, so that a run that could not start records nothing."""
     path = output / "eval.json"
     if force:
         for name in ("eval.json", "selections.jsonl", "answers.jsonl"):
@@ -92,9 +93,11 @@ def check_settings(output: Path, benchmark: dict, selectors: dict[str, dict], fo
         what, then, now = changes[0]
         raise EvalError(f"{output} holds results made with other settings ({what}: {then!r} then, {now!r} now); "
                         "use another --output, the same settings, or --force to start over")
-    recorded = {**before, "selectors": {**before["selectors"], **selectors}}
-    path.write_text(json.dumps(recorded, indent=1))
-    return recorded
+    return {**before, "selectors": {**before["selectors"], **selectors}}
+
+
+def record_settings(output: Path, recorded: dict) -> None:
+    (output / "eval.json").write_text(json.dumps(recorded, indent=1))
 
 
 def check_selection(sel: Selector, item: Item, k: int, duration: float, s: Selection) -> None:
@@ -137,6 +140,7 @@ def evaluate(s: EvalSettings, log=print) -> dict:
     for sel in selectors:
         if todo[sel.name]:
             sel.prepare(todo[sel.name], durations)
+    record_settings(output, recorded)
     started, shown = time.monotonic(), 0.0
     for n, item in enumerate(ok, start=1):
         select_item(item, durations[item.id], selectors, s.ks, selections, errors)
@@ -208,13 +212,14 @@ def select_item(item: Item, duration: float, selectors: list[Selector], ks: list
 
 def load_clip_or_say(ctx: Context, selectors: list[Selector]) -> None:
     """Load CLIP before any work, or say in one sentence why it does not load."""
+    from peakclips.clipmodel import failure_text
+
     names = [sel.name for sel in selectors if sel.uses_clip]
     try:
         ctx.similarity.model()
     except Exception as e:  # noqa: BLE001 - open_clip and the hub raise many types; we say which
-        first = (str(e).strip().splitlines() or [""])[0][:200]
         raise EvalError(f"the CLIP selectors ({', '.join(names)}) need the open_clip model {ctx.clip.model} ({ctx.clip.pretrained}), "
-                        f"which could not be loaded ({type(e).__name__}: {first}); pass --clip-pretrained with "
+                        f"which could not be loaded ({type(e).__name__}: {failure_text(e)}); pass --clip-pretrained with "
                         "a local checkpoint or a cached tag (--clip-pretrained none: random weights, a smoke test only)"
                         ) from None
 

@@ -68,3 +68,11 @@ def test_clip_that_does_not_load_is_one_line(needle_set, tmp_path, capsys):
     err = capsys.readouterr().err
     assert code == 2 and err.count("\n") == 1, err
     assert "the CLIP selectors (bolt) need the open_clip model ViT-B-16-SigLIP (webli), which could not be loaded" in err
+    assert " and)" not in err and "; pass --clip-pretrained" in err  # the hub's sentences whole, not cut mid-word
+    # A run that could not start records no settings: the same folder takes another model.
+    assert not (tmp_path / "e" / "eval.json").exists()
+    code = main(["eval", str(out / "benchmark.jsonl"), "--format", "needle", "--output", str(tmp_path / "e"),
+                 "--selectors", "uniform,bolt", "--k", "2", "--limit", "2", "--clip-model", "ViT-B-32",
+                 "--clip-pretrained", "none"])
+    assert code == 0, capsys.readouterr().err
+    assert json.loads((tmp_path / "e" / "eval.json").read_text())["selectors"]["bolt"]

@@ -97,15 +97,17 @@ def test_other_settings_in_the_same_folder_are_refused(seen, needle_set, tmp_pat
 
 def test_settings_are_kept_per_selector(tmp_path):
     from peakclips.eval import EvalError
-    from peakclips.eval.harness import check_settings
+    from peakclips.eval.harness import check_settings, record_settings
 
     bench = {"benchmark_sha256": "abc", "format": "needle"}
-    check_settings(tmp_path, bench, {"uniform": {}, "bolt": {"clip": "ViT-B-32/None", "candidates": 256}}, False)
+    record_settings(tmp_path, check_settings(tmp_path, bench, {"uniform": {}, "bolt": {"clip": "ViT-B-32/None",
+                                                                                          "candidates": 256}}, False))
     with pytest.raises(EvalError, match=r"bolt candidates: 256 then, 64 now"):
         check_settings(tmp_path, bench, {"bolt": {"clip": "ViT-B-32/None", "candidates": 64}}, False)
     # a selector not run before brings its own settings; the others' stay recorded
     recorded = check_settings(tmp_path, bench, {"aks": {"clip": "ViT-B-32/None", "candidates": 64}}, False)
     assert set(recorded["selectors"]) == {"uniform", "bolt", "aks"}
+    record_settings(tmp_path, recorded)
     (tmp_path / "selections.jsonl").write_text("{}\n")
     recorded = check_settings(tmp_path, bench, {"bolt": {"clip": "ViT-B-32/None", "candidates": 64}}, True)
     assert set(recorded["selectors"]) == {"bolt"} and not (tmp_path / "selections.jsonl").exists()
