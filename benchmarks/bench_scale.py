@@ -196,7 +196,7 @@ def run_pool(manifest: Path, folder: Path, url: str) -> dict:
     """The same stages over the same videos in a plain process pool; the parent finalizes shards."""
     from peakclips.config import load_config
     from peakclips.manifest import plan_manifest
-    from peakclips.pipeline import resolve_paths, run_info, video_items
+    from peakclips.pipeline import resolve_paths, run_info, shard_keys, video_items
     from peakclips.stages.shard import finalize_shard
 
     out, cache = folder / "out_pool", folder / "cache_pool.sqlite"
@@ -208,9 +208,7 @@ def run_pool(manifest: Path, folder: Path, url: str) -> dict:
     cfg = resolve_paths(load_config(CONFIG, cfg_overrides))
     info = run_info(cfg, "clip.enabled is false", str(out / "_scratch"))
     plan = plan_manifest(manifest, cfg.shard_size)
-    expected: dict[int, list[int]] = {}
-    for t in plan.tasks:
-        expected.setdefault(t.shard_id, []).append(t.index)
+    expected = shard_keys(plan.tasks, info)
     staged: dict[int, int] = {}
     done_at: dict[int, float] = {}
     # Fresh (spawned) processes with OMP_NUM_THREADS=1, as Ray starts its workers for 1-CPU tasks:

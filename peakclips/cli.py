@@ -5,7 +5,9 @@ is not usable, `scenes` found a video the pipeline rejects), 2 a usage or input 
 sentence on stderr, no traceback). Programming errors keep their traceback.
 
     peakclips run CONFIG [--manifest PATH] [--output DIR] [--shards SPEC] [--force] [--progress S] [--verbose]
-                  [--set k=v ...]
+                  [--set k=v ...] [--*-column NAME]
+    peakclips manifest SRC... -o M.jsonl [--license L] [--source S] [--*-column NAME]
+    peakclips unlock DIR
     peakclips verify DIR
     peakclips stats DIR [--json]
     peakclips export {qvhighlights,charades} DIR OUT
@@ -16,6 +18,8 @@ sentence on stderr, no traceback). Programming errors keep their traceback.
     peakclips frames DIR --video-id ID --query N --k K [--mode M] [--json] [--out DIR] [--video URI | --manifest PATH [--config YAML]]
     peakclips calibrate-clip DIR [--config YAML] [--set k=v ...] [--json]
     peakclips select VIDEO --query "..." --k K --checkpoint DIR
+    peakclips make-needle OUT [--videos N] [--duration-s D] [--seed S]
+    peakclips eval BENCHMARK --format F --selectors uniform,bolt,... --k 8,16,32 --output DIR
 """
 
 from __future__ import annotations
@@ -32,23 +36,48 @@ from peakclips.errors import UserError, VideoError
 
 def cmd_run(args) -> int:
     from peakclips.config import load_config
+    from peakclips.manifest_build import local_manifest
     from peakclips.pipeline import run
-    from peakclips.storage import output_errors
+    from peakclips.storage import configure, output_errors
     from peakclips.terminal import StoppedWatch, detach_stdin
 
     cfg = load_config(args.config, args.set or [])
+    configure(cfg.storage_options)  # the manifest, too, may be on object storage
     output = args.output or str(Path("out") / Path(args.config).stem)
     # Nothing this run starts may inherit the user's terminal (peakclips/terminal.py); should a
     # process still end up stopped by it, the watch ends the run with one sentence.
     detach_stdin()
-    with StoppedWatch(on_stopped=lambda _: _thread.interrupt_main()) as watch, output_errors(output):
+    with (StoppedWatch(on_stopped=lambda _: _thread.interrupt_main()) as watch, output_errors(output),
+          local_manifest(args.manifest, columns(args)) as manifest):
         try:
-            run(cfg, args.manifest, output, args.shards, args.force, progress_s=args.progress, verbose=args.verbose)
+            run(cfg, manifest, output, args.shards, args.force, progress_s=args.progress, verbose=args.verbose)
         except KeyboardInterrupt:
             if watch.message is None:
                 raise
             print(f"peakclips: error: {watch.message}", file=sys.stderr)
             return 1
+    return 0
+
+
+def columns(args):
+    from peakclips.manifest_build import Columns
+
+    return Columns(args.id_column, args.uri_column, args.source_column, args.license_column, args.queries_column)
+
+
+def cmd_manifest(args) -> int:
+    from peakclips.manifest_build import build, write
+
+    built = build(args.sources, columns(args), license=args.license, source=args.source)
+    write(built, args.out)
+    print(f"wrote {args.out}: {built.report()}")
+    return 0
+
+
+def cmd_unlock(args) -> int:
+    from peakclips.lock import unlock
+
+    print(unlock(args.dir))
     return 0
 
 
@@ -162,6 +191,35 @@ def cmd_select(args) -> int:
     return 0
 
 
+def add_columns(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("table columns", "for a CSV, TSV, Parquet or JSON-lines table of videos")
+    for name in ("id", "uri", "source", "license", "queries"):
+        default = "video_id" if name == "id" else name
+        g.add_argument(f"--{name}-column", default=default, metavar="NAME",
+                       help=f"the column holding each video's {name} (default: %(default)s)")
+
+
+def cmd_make_needle(args) -> int:
+    from peakclips.eval.needle import make_needle, parse_size
+
+    items = make_needle(args.out, args.videos, args.duration_s, args.seed, args.fps, parse_size(args.size),
+                        args.needle_s)
+    hours = sum(x["duration_s"] for x in items) / 3600
+    print(f"wrote {len(items)} videos ({hours:.2f} h), {args.out}/benchmark.jsonl and {args.out}/manifest.jsonl; "
+          f"evaluate with: peakclips eval {args.out}/benchmark.jsonl --format needle ...")
+    return 0
+
+
+def cmd_eval(args) -> int:
+    from peakclips.eval.arguments import eval_settings
+    from peakclips.eval.harness import evaluate
+    from peakclips.terminal import detach_stdin
+
+    detach_stdin()  # the peakclips selector starts Ray: nothing it starts may inherit the terminal
+    evaluate(eval_settings(args))  # progress, the table and the output paths on stdout
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     from peakclips.clip2frame import AUTO_FOCUSED_MAX_K, MODES
 
@@ -171,7 +229,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     r = sub.add_parser("run", help="run the pipeline over a manifest into shards")
     r.add_argument("config", help="pipeline YAML, e.g. pipelines/sample.yaml")
-    r.add_argument("--manifest", default="manifests/sample.jsonl", help="JSON-lines manifest (default: %(default)s)")
+    r.add_argument("--manifest", default="manifests/sample.jsonl",
+                   help="JSON-lines manifest, or a CSV, TSV or Parquet table of videos (see the table columns); "
+                        "a path or fsspec URI (default: %(default)s)")
     r.add_argument("--output", help="output folder or fsspec URI (default: out/<config name>)")
     r.add_argument("--shards", help="input shards to build: 0-99, 7, 0,3,5 (default: all)")
     r.add_argument("--force", action="store_true", help="rebuild shards that are already complete")
@@ -181,7 +241,30 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--verbose", action="store_true", help="also show Ray's own start-up and execution messages")
     r.add_argument("--set", action="append", metavar="KEY=VALUE",
                    help="override a config key (dotted path, value parsed as YAML); repeatable")
+    add_columns(r)
     r.set_defaults(fn=cmd_run)
+
+    m = sub.add_parser("manifest", help="write a manifest from folders, object-storage prefixes or tables",
+                       description="Each SRC is a local folder, an object-storage prefix (s3://bucket/videos/, "
+                                   "gs://..., hf://datasets/org/name/...) or a table (CSV, TSV, Parquet, JSON lines). "
+                                   "Folders and prefixes: every video file below, in path order, its path relative "
+                                   "to SRC as its id; local files are also recognised by their first bytes. "
+                                   "Tables: one video per row, columns mapped by the --*-column flags. Prints what "
+                                   "was skipped and why.")
+    m.add_argument("sources", nargs="+", metavar="SRC")
+    m.add_argument("-o", "--out", required=True, help="the manifest to write (JSON lines; a path or fsspec URI)")
+    m.add_argument("--license", help="license of the rows that have none")
+    m.add_argument("--source", help="source of the rows that have none")
+    add_columns(m)
+    m.set_defaults(fn=cmd_manifest)
+
+    un = sub.add_parser("unlock", help="remove the lock a run left on an output (a run that is gone)",
+                        description="A run holds OUTPUT/_peakclips.lock while it writes. A run that crashed leaves "
+                                    "it: on the same machine the next run takes it over at once, from another "
+                                    "machine once its heartbeat is 2 minutes old. This removes it now; a run that "
+                                    "is in fact still going stops at its next heartbeat.")
+    un.add_argument("dir", help="the output folder or URI")
+    un.set_defaults(fn=cmd_unlock)
 
     v = sub.add_parser("verify", help="check every shard of a dataset; non-zero exit on any defect")
     v.add_argument("dir")
@@ -210,7 +293,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     rp = sub.add_parser("report", help="a self-contained HTML report with plots and per-video timelines")
     rp.add_argument("dir")
-    rp.add_argument("--out", help="folder for index.html and the PNG plots (default: DIR/report)")
+    rp.add_argument("--out", help="folder for index.html and the PNG plots (default: DIR/report; for a DIR on "
+                    "object storage, ./NAME-report on this machine, NAME the last part of DIR)")
     rp.add_argument("--max-videos", type=int, default=20, help="videos shown with timelines (default: %(default)s)")
     rp.set_defaults(fn=cmd_report)
 
@@ -272,6 +356,11 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--mode", default="auto", choices=MODES,
                    help=f"clip2frame mode (auto: focused for k <= {AUTO_FOCUSED_MAX_K}, else hybrid)")
     s.set_defaults(fn=cmd_select)
+    from peakclips.eval.arguments import add_parsers
+
+    needle, ev = add_parsers(sub)
+    needle.set_defaults(fn=cmd_make_needle)
+    ev.set_defaults(fn=cmd_eval)
     return p
 
 

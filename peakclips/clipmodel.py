@@ -150,10 +150,19 @@ def clip_status(cfg: ClipConfig) -> str | None:
 def load_failure(cfg: ClipConfig, e: Exception) -> str:
     """The one sentence a user gets when the model cannot be loaded."""
     where = cfg.pretrained or "random init"
-    first = (str(e).strip().splitlines() or [""])[0][:200]
     return (f"open_clip model {cfg.model} ({where}) could not be loaded: {type(e).__name__}: "
-            f"{first}; set clip.pretrained to a local checkpoint path or a cached tag, "
+            f"{failure_text(e)}; set clip.pretrained to a local checkpoint path or a cached tag, "
             f"or clip.required=false to run without CLIP")
+
+
+def failure_text(e: Exception, limit: int = 300) -> str:
+    """The first line of a loader's error, shortened to whole sentences (the hub's errors run to
+    several sentences on one line; a cut mid-word reads like a bug)."""
+    first = (str(e).strip().splitlines() or [""])[0]
+    if len(first) <= limit:
+        return first
+    end = first.rfind(". ", 0, limit)
+    return first[:end + 1] if end > 0 else first[:limit].rsplit(" ", 1)[0] + " ..."
 
 
 def reduce_sims(sims: np.ndarray, frames_per_scene: list[int], how: str) -> np.ndarray:

@@ -39,6 +39,10 @@ class IngestConfig(Strict):
 
     allowed_roots: list[str] = Field(default_factory=list)
     """Local directories videos may be read from (resolved, symlinks followed). Empty = none."""
+    allowed_prefixes: list[str] = Field(default_factory=list)
+    """Object-storage prefixes videos may be read from (`s3://bucket/videos/`, `gs://...`,
+    `hf://datasets/org/name/...`). Empty = none. A URI outside them is `ingest:prefix_not_allowed`,
+    refused before any request."""
     allow_hosts: list[str] = Field(default_factory=list)
     """Host names exempt from the private-address check (an internal mirror, a test server), or
     addresses (an IP here is allowed under any name that resolves to it)."""
@@ -117,6 +121,16 @@ class AnnotatorConfig(Strict):
     """OpenAI-compatible endpoint; None = the OPENAI_BASE_URL environment variable."""
     model: str | None = None
     api_key_env: str = "OPENAI_API_KEY"
+    azure_api_version: str | None = None
+    """Azure OpenAI (the openai package's Azure client): its `api-version`, e.g. "2024-10-21".
+    When set, base_url is the resource endpoint (https://NAME.openai.azure.com; None =
+    AZURE_OPENAI_ENDPOINT), model is the deployment name, and the key goes out as `api-key`."""
+    response_format: Literal["auto", "json_schema", "json_object", "prompt", "guided_json"] = "auto"
+    """How replies are asked to be JSON (peakclips/llm_formats.py, docs/annotator.md "Servers"):
+    json_schema (OpenAI structured output), json_object with the schema (llama.cpp, TGI) and the
+    schema in the prompt, prompt (the schema in the prompt only), guided_json (vLLM's older
+    extra_body field). auto: the first of json_schema, json_object, prompt the server accepts,
+    tried once per run at start."""
     cache: str | None = None
     """SQLite response cache; None = ~/.cache/peakclips/annotator.sqlite."""
     timeout_s: float = Field(120.0, gt=0, le=DAY_S)
@@ -243,6 +257,12 @@ class RunConfig(Strict):
     highlights: HighlightsConfig = Field(default_factory=HighlightsConfig)
     ray: RayConfig = Field(default_factory=RayConfig)
     faults: FaultsConfig = Field(default_factory=FaultsConfig)
+    storage_options: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    """fsspec options per protocol for inputs and outputs on object storage, such as
+    `{s3: {endpoint_url: ..., client_kwargs: {region_name: ...}, requester_pays: true}}`. Where and
+    how to reach a store only: keys that look like credentials are refused (credentials come from
+    the backend's standard sources: AWS_* variables, instance roles, GOOGLE_APPLICATION_CREDENTIALS,
+    HF_TOKEN)."""
 
     @model_validator(mode="after")
     def _check(self) -> RunConfig:
@@ -251,6 +271,17 @@ class RunConfig(Strict):
             raise ValueError("highlights.p2_threshold must not exceed highlights.p1_threshold")
         if not self.clip.alpha < self.clip.beta:
             raise ValueError("clip.alpha must be below clip.beta")
+        from peakclips.storage import OBJECT_STORES, check_object_uri, check_storage_options
+
+        for proto in self.storage_options:
+            if proto not in OBJECT_STORES:
+                raise ValueError(f"storage_options.{proto}: not an object store ({', '.join(OBJECT_STORES)})")
+        check_storage_options(self.storage_options)
+        for prefix in self.ingest.allowed_prefixes:
+            try:
+                check_object_uri(prefix)
+            except ValueError as e:
+                raise ValueError(f"ingest.allowed_prefixes: {prefix!r}: {e}") from None
         return self
 
     def hash(self, extra: str = "") -> str:
@@ -262,15 +293,17 @@ class RunConfig(Strict):
         return hashlib.sha256((json.dumps(data, sort_keys=True) + extra).encode()).hexdigest()[:16]
 
 
-# Machine paths, endpoints, parallelism, retries and labels: they change how a run executes,
-# never what a sample holds (the annotator's model name and prompts do, and stay in).
+# Machine paths, endpoints and how they are spoken to (API version, response format: `auto`
+# picks per server), parallelism, retries and labels: they change how a run executes, never what
+# a sample is asked for (the annotator's model name and prompts are, and stay in).
 OPERATIONAL_KEYS = {
     "name": True,
     "ray": True,
     "faults": True,
-    "ingest": {"scratch", "allowed_roots", "allow_hosts"},
-    "annotator": {"base_url", "api_key_env", "cache", "timeout_s", "max_retries", "max_concurrency",
-                  "num_actors", "reference_dir"},
+    "storage_options": True,
+    "ingest": {"scratch", "allowed_roots", "allowed_prefixes", "allow_hosts"},
+    "annotator": {"base_url", "api_key_env", "azure_api_version", "response_format", "cache", "timeout_s",
+                  "max_retries", "max_concurrency", "num_actors", "reference_dir"},
     "clip": {"num_actors"},
 }
 
@@ -346,6 +379,12 @@ def apply_override(data: dict, assignment: str, root: type[BaseModel] = RunConfi
             node[part] = yaml.safe_load(raw)
             return
         sub = fields[part].annotation
+        if getattr(sub, "__origin__", None) is dict:  # a mapping (storage_options): the rest are its keys
+            node = node.setdefault(part, {})
+            for key in parts[i + 1:-1]:
+                node = node.setdefault(key, {})
+            node[parts[-1]] = yaml.safe_load(raw)
+            return
         if not (isinstance(sub, type) and issubclass(sub, BaseModel)):
             raise ConfigError(f"'{'.'.join(parts[: i + 1])}' is a value, not a section")
         node = node.setdefault(part, {})
@@ -389,4 +428,5 @@ def load_yaml_config(root: type[BaseModel], path: str | os.PathLike | None, over
     except ValidationError as e:
         first = e.errors()[0]
         loc = ".".join(str(p) for p in first["loc"])
-        raise ConfigError(f"config {path or '(defaults)'}: {loc}: {first['msg']}") from None
+        msg = first["msg"].removeprefix("Value error, ")
+        raise ConfigError(f"config {path or '(defaults)'}: {loc + ': ' if loc else ''}{msg}") from None

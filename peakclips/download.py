@@ -1,4 +1,6 @@
-"""Fetching one remote video for ingest (stage 1), with the checks of SPEC section 7.
+"""Fetching one remote video for ingest (stage 1), with the checks of SPEC section 7: over
+http(s) (`download`), or from object storage under `ingest.allowed_prefixes` (`download_object`,
+the same caps; below).
 
   - Addresses: the host is resolved once, and every address it resolves to must be public: not
     loopback, private, link-local, shared (100.64/10), reserved, multicast or unspecified, and
@@ -19,6 +21,17 @@
 
 The resolver is a module attribute so tests can stub it: address checks are tested by resolving
 names to private or metadata addresses, never by connecting to them.
+
+Object storage (s3://, gs://, hf://, ...) is reached through fsspec with the backend's own
+credentials and the run's `storage_options`; the prefix check happened before (peakclips/fetch.py).
+The object's size comes from one HEAD and must be within `ingest.max_download_bytes` before a
+byte is read; the bytes read are counted against it too (an object replaced meanwhile), and the
+whole copy is held to `ingest.download_timeout_s`. Stores with an async fsspec backend (s3fs,
+gcsfs) stream one GET, cancelled at the deadline; others are read 8 MiB at a time with the
+deadline checked between reads. Streaming to scratch was measured against reading the object in
+place through the decoder: copying is 5.6x faster for a 500 MB video (docs/benchmarks.md,
+object_storage). When the scratch folder is itself on object storage, the copy would be read in
+place too, so ingest only checks the object (`check_object`) and the decoder reads the source.
 """
 
 from __future__ import annotations
@@ -27,7 +40,9 @@ import asyncio
 import base64
 import ipaddress
 import socket
+import time
 import zlib
+from contextlib import contextmanager
 from urllib.parse import unquote, urljoin, urlsplit
 
 from peakclips import storage
@@ -38,6 +53,7 @@ from peakclips.redact import redact_uri
 MAX_REDIRECTS = 5
 READ_SIZE = 1 << 16  # raw bytes read at a time; the decoder turns them into at most 1 MiB per step
 DECODE_STEP = 1 << 20
+OBJECT_READ = 8 << 20  # a read of an object-storage file (one ranged GET on a store without async)
 
 resolve = socket.getaddrinfo
 
@@ -158,21 +174,81 @@ async def _save(response, dest_uri: str, max_bytes: int) -> None:
     if declared > max_bytes:
         raise VideoError("too_large", f"{declared} bytes > ingest.max_download_bytes ({max_bytes})")
     body = Body(response.headers.get("content-encoding", ""), max_bytes)
-    fs, path = storage.fs_and_path(dest_uri)
-    fs.makedirs(path.rsplit("/", 1)[0], exist_ok=True)
-    tmp = path + ".part"
-    try:
-        with fs.open(tmp, "wb") as f:
-            async for raw in response.aiter_raw(READ_SIZE):
-                for data in body.feed(raw):
-                    f.write(data)
-            for data in body.finish():
+    # storage.writing removes the partial file on any exception, the deadline's cancellation too
+    with storage.writing(dest_uri) as local, open(local, "wb") as f:
+        async for raw in response.aiter_raw(READ_SIZE):
+            for data in body.feed(raw):
                 f.write(data)
-    except BaseException:  # the deadline's cancellation too: never leave a partial download
-        if fs.exists(tmp):
-            fs.rm(tmp)
+        for data in body.finish():
+            f.write(data)
+
+
+def check_object(uri: str, cfg: IngestConfig):
+    """(fs, path) of the object-storage file `uri` after one HEAD: it exists, is a file, is not
+    empty and is within `ingest.max_download_bytes`."""
+    with object_errors(uri, cfg):
+        fs, path = storage.fs_and_path(uri)
+        info = fs.info(path)
+        if info.get("type") == "directory":
+            raise VideoError("not_found", f"{redact_uri(uri)} is a folder, not a file")
+        if not info.get("size"):
+            raise VideoError("empty_file", f"{redact_uri(uri)} is 0 bytes")
+        if info["size"] > cfg.max_download_bytes:
+            raise VideoError("too_large", f"{info['size']} bytes > ingest.max_download_bytes ({cfg.max_download_bytes})")
+    return fs, path
+
+
+def download_object(uri: str, dest_uri: str, cfg: IngestConfig) -> None:
+    """Copy the object-storage file `uri` to `dest_uri` within ingest's size and time caps."""
+    from fsspec.asyn import AsyncFileSystem, sync
+
+    deadline = time.monotonic() + cfg.download_timeout_s
+    fs, path = check_object(uri, cfg)
+    with object_errors(uri, cfg):
+        body = Body("identity", cfg.max_download_bytes)
+        with storage.writing(dest_uri) as local, open(local, "wb") as out:
+            if isinstance(fs, AsyncFileSystem) and hasattr(fs, "open_async"):
+                sync(fs.loop, _stream_object, fs, path, out, body, timeout=max(0.001, deadline - time.monotonic()))
+            else:
+                with fs.open(path, "rb", block_size=OBJECT_READ, cache_type="none") as f:
+                    while data := f.read(OBJECT_READ):
+                        out.writelines(body.feed(data))
+                        if time.monotonic() > deadline:
+                            raise TimeoutError
+
+
+@contextmanager
+def object_errors(uri: str, cfg: IngestConfig):
+    """An object store's exceptions as ingest's row errors (details without credentials)."""
+    from fsspec.exceptions import FSTimeoutError
+
+    shown = redact_uri(uri)
+    try:
+        yield
+    except (TimeoutError, FSTimeoutError):
+        raise VideoError("download_timeout", f"{shown} took longer than ingest.download_timeout_s "
+                         f"({cfg.download_timeout_s:g} s)") from None
+    except FileNotFoundError:
+        raise VideoError("not_found", f"no such object: {shown}") from None
+    except PermissionError:
+        raise VideoError("access_denied", f"the store refused to read {shown} (its credentials or policy)") from None
+    except ImportError as e:  # fsspec names the package a protocol needs (s3fs, gcsfs, ...)
+        raise VideoError("backend_missing", str(e)) from None
+    except VideoError:
         raise
-    fs.mv(tmp, path)
+    except Exception as e:  # noqa: BLE001 - the backend's errors (no credentials, connection): the row's
+        raise VideoError("download_failed", f"{type(e).__name__} reading {shown}") from None
+
+
+async def _stream_object(fs, path: str, out, body: Body) -> None:
+    """One GET, streamed (runs on the backend's event loop, cancelled there at the deadline)."""
+    f = await fs.open_async(path, "rb")
+    try:
+        while data := await f.read(READ_SIZE * 16):
+            out.writelines(body.feed(data))
+    finally:
+        if getattr(f, "r", None) is not None:  # the response body: give its connection back
+            f.r.close()
 
 
 class Body:

@@ -21,8 +21,8 @@ class ShardTracker:
     retried task that reports a video twice must not complete a shard early. A shard's entry
     is dropped once it is complete, so the driver holds only the shards in progress."""
 
-    expected: dict[int, list[int]]
-    """shard id -> the manifest indices of its videos, in order."""
+    expected: dict[int, dict[int, str]]
+    """shard id -> {manifest index: resume key} of its videos, in order (pipeline.shard_keys)."""
     staged: dict[int, set[int]] = field(default_factory=dict)
 
     def add(self, shard_id: int, index: int) -> bool:
@@ -37,8 +37,8 @@ class ShardTracker:
         """Shards all of whose videos are staged already (by an earlier run)."""
         return [s for s, indices in self.expected.items() if len(self.staged.get(s, ())) == len(indices)]
 
-    def take(self, shard_id: int) -> list[int]:
-        """The indices of a complete shard, forgetting it."""
+    def take(self, shard_id: int) -> dict[int, str]:
+        """The videos (index -> resume key) of a complete shard, forgetting it."""
         self.staged.pop(shard_id, None)
         return self.expected.pop(shard_id)
 

@@ -55,15 +55,24 @@ class OutputError(UserError):
 MACHINE_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS}
 
 
-def machine_error(e: BaseException) -> OSError | None:
-    """The disk-full / read-only OSError behind `e` (Ray wraps worker exceptions), or None."""
+def _chain(e: BaseException | None):
+    """`e` and the exceptions behind it: Ray's `cause` of a worker's exception, then Python's."""
     seen: set[int] = set()
     while e is not None and id(e) not in seen:
         seen.add(id(e))
-        if isinstance(e, OSError) and e.errno in MACHINE_ERRNOS:
-            return e
+        yield e
         e = getattr(e, "cause", None) or e.__cause__ or (None if e.__suppress_context__ else e.__context__)
-    return None
+
+
+def machine_error(e: BaseException) -> OSError | None:
+    """The disk-full / read-only OSError behind `e` (Ray wraps worker exceptions), or None."""
+    return next((x for x in _chain(e) if isinstance(x, OSError) and x.errno in MACHINE_ERRNOS), None)
+
+
+def user_error(e: BaseException) -> UserError | None:
+    """The UserError a worker raised behind Ray's wrapper `e` (whose message is a traceback), or
+    None. Ray's wrapper is an instance of the error's class too, but it carries a `cause`."""
+    return next((x for x in _chain(e) if isinstance(x, UserError) and getattr(x, "cause", None) is None), None)
 
 
 # The row code of a full or read-only disk met while working on a row. It is not the row's fault:

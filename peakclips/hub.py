@@ -7,8 +7,8 @@ Hub layout:
                                                 `load_dataset` and the dataset viewer here
     metadata/peakclips-NNNNNN.parquet           the index, one row per (video, query)
     metadata/peakclips-NNNNNN_stats.json        per-shard counts and provenance
-The layout is made in DIR/_hub from hard links to the complete shards (no copies), then
-uploaded with huggingface_hub's resumable multi-commit folder upload: re-running an
+The layout is made in DIR/_hub from hard links to the complete shards (no copies; for a dataset
+on object storage, in ./NAME-hub from downloaded copies), then uploaded with huggingface_hub's resumable multi-commit folder upload: re-running an
 interrupted upload sends only what is missing. The token comes from HF_TOKEN or the
 `hf auth login` cache, read by huggingface_hub itself; peakclips never reads or prints it.
 `--dry-run` writes the card to DIR/README.md, lays out DIR/_hub and prints the plan, with no
@@ -127,17 +127,25 @@ def pretty_name(repo_id: str) -> str:
     return f"PeakClips: {repo_id.split('/')[-1]}"
 
 
+def hub_dir(output: str) -> Path:
+    """Where the Hub layout is made: DIR/_hub for a dataset in a local folder (hard links); for one
+    on object storage, `./<dataset folder's name>-hub` on this machine (the files are downloaded
+    there, since huggingface_hub uploads local files; a re-run downloads only what changed)."""
+    if storage.protocol(output) in ("", "file"):
+        return Path(output.removeprefix("file://")) / "_hub"
+    return Path(f"{output.rstrip('/').rsplit('/', 1)[-1]}-hub")
+
+
 def lay_out(output: str, card) -> tuple[Path, list[tuple[str, int]]]:
-    """DIR/_hub as the repo will look; returns it and [(path in repo, bytes)]."""
-    if "://" in output and not output.startswith("file://"):
-        raise HubError(f"upload reads the shards from a local folder; copy {output} to this machine first")
-    src = Path(output.removeprefix("file://"))
-    root = src / "_hub"
+    """The layout folder (`hub_dir`) as the repo will look; returns it and [(path in repo, bytes)]."""
+    root = hub_dir(output)
+    local = storage.protocol(output) in ("", "file")
+    src = output.removeprefix("file://")
     wanted = {"README.md": None}
-    for name in complete_shards(str(src)):
-        for folder, path in (("data", tar_path(str(src), name)), ("metadata", index_path(str(src), name)),
-                             ("metadata", stats_path(str(src), name))):
-            wanted[f"{folder}/{Path(path).name}"] = Path(path)
+    for name in complete_shards(src):
+        for folder, path in (("data", tar_path(src, name)), ("metadata", index_path(src, name)),
+                             ("metadata", stats_path(src, name))):
+            wanted[f"{folder}/{path.rsplit('/', 1)[-1]}"] = path
     for sub in ("data", "metadata"):  # shards removed or rebuilt since the last upload
         for old in (root / sub).glob("*") if (root / sub).exists() else []:
             if f"{sub}/{old.name}" not in wanted:
@@ -147,7 +155,7 @@ def lay_out(output: str, card) -> tuple[Path, list[tuple[str, int]]]:
         dest.parent.mkdir(parents=True, exist_ok=True)
         if path is None:
             dest.write_text(str(card))
-        elif not (dest.exists() and os.path.samefile(dest, path)):
+        elif local and not (dest.exists() and os.path.samefile(dest, path)):
             tmp = dest.with_name(dest.name + ".tmp-link")
             tmp.unlink(missing_ok=True)
             try:
@@ -155,6 +163,12 @@ def lay_out(output: str, card) -> tuple[Path, list[tuple[str, int]]]:
             except OSError:  # a file system without hard links
                 shutil.copy2(path, tmp)
             os.replace(tmp, dest)
+        elif not local:
+            fs, remote = storage.fs_and_path(path)
+            if not (dest.exists() and dest.stat().st_size == fs.size(remote)):
+                tmp = dest.with_name(dest.name + ".tmp-download")
+                fs.get_file(remote, str(tmp))
+                os.replace(tmp, dest)
     return root, [(rel, (root / rel).stat().st_size) for rel in wanted]
 
 
@@ -168,7 +182,7 @@ def plan_text(repo_id: str, private: bool, root: Path, files: list[tuple[str, in
     return "\n".join([
         f"upload plan{' (dry run: nothing sent)' if dry_run else ''}",
         f"  repo:   {repo_id} (dataset, {'private' if private else 'public'})",
-        f"  from:   {root} (hard links to the complete shards)",
+        f"  from:   {root} (the complete shards: hard links, or copies of a dataset on object storage)",
         f"  files:  {shards} shard(s) as data/*.tar + metadata/*.parquet + metadata/*_stats.json, and README.md: "
         f"{len(files)} files, {size / 1e6:.1f} MB",
         "  how:    huggingface_hub resumable folder upload (batched commits; re-run to resume)",

@@ -4,8 +4,9 @@ response cache, one re-ask on an invalid reply, and token/cost accounting.
 Used by stage 4 (peakclips/stages/annotate.py), one client per annotator actor. Retries with
 backoff on 408/409/429/5xx, `Retry-After` and dropped connections are the `openai` client's
 own (`max_retries`); we only add what it does not do: validation of every reply with pydantic,
-a re-ask, the SQLite cache, and turning persistent failures into a per-video error code
-instead of an exception.
+a re-ask, the SQLite cache, turning persistent failures into a per-video error code instead of
+an exception, and the response format each server accepts (peakclips/llm_formats.py: a
+refused format is not retried, and `auto` picks one at preflight).
 """
 
 from __future__ import annotations
@@ -25,7 +26,8 @@ from pydantic import BaseModel, ValidationError
 
 from peakclips.config import AnnotatorConfig
 from peakclips.errors import VideoError
-from peakclips.redact import redact_uri
+from peakclips.llm_formats import LADDER, REFUSED, choose, refusal_hooks, request_fields
+from peakclips.redact import redact_text, redact_uri
 
 BUSY_TIMEOUT_S = 60.0  # a writer waits this long for another process's write to finish
 
@@ -36,7 +38,8 @@ def default_cache_path() -> str:
 
 
 class ResponseCache:
-    """Validated replies keyed by a hash of (model, prompt id and hash, messages, schema).
+    """Validated replies keyed by a hash of (model, prompt id and hash, messages, schema, and
+    the response format where it is not json_schema).
 
     Many annotator actors (processes) on one node share one file: SQLite in WAL mode lets
     readers run beside the one writer, every write is its own short transaction (autocommit),
@@ -74,8 +77,14 @@ class ResponseCache:
                 time.sleep(0.01 + random.random() * 0.05)  # jitter: the openers do not collide again
 
     @staticmethod
-    def key(model: str, prompt_id: str, prompt_sha: str, messages: list, schema: dict) -> str:
-        blob = json.dumps([model, prompt_id, prompt_sha, messages, schema], sort_keys=True)
+    def key(model: str, prompt_id: str, prompt_sha: str, messages: list, schema: dict,
+            response_format: str = "json_schema") -> str:
+        # json_schema replies keep the keys they had before there were other formats, so
+        # existing caches stay valid; the other formats send other requests, so they add theirs.
+        parts = [model, prompt_id, prompt_sha, messages, schema]
+        if response_format != "json_schema":
+            parts.append(response_format)
+        blob = json.dumps(parts, sort_keys=True)
         return hashlib.sha256(blob.encode()).hexdigest()
 
     def get(self, key: str) -> str | None:
@@ -141,23 +150,36 @@ def api_key(cfg: AnnotatorConfig, secret: Secret | None = None) -> str:
 
 
 def base_url(cfg: AnnotatorConfig) -> str | None:
-    return cfg.base_url or os.environ.get("OPENAI_BASE_URL")
+    env = "AZURE_OPENAI_ENDPOINT" if cfg.azure_api_version else "OPENAI_BASE_URL"
+    return cfg.base_url or os.environ.get(env)
+
+
+def make_client(cfg: AnnotatorConfig, key: str, *, asynchronous: bool, timeout: float, max_retries: int):
+    """The openai client for the endpoint (Azure's when `azure_api_version` is set: deployment
+    URLs, `api-version`, the `api-key` header), with the hooks that keep refused formats from
+    being retried."""
+    import openai
+
+    http = (openai.DefaultAsyncHttpxClient if asynchronous else openai.DefaultHttpxClient)(
+        event_hooks=refusal_hooks(asynchronous))
+    common = {"api_key": key, "timeout": timeout, "max_retries": max_retries, "http_client": http}
+    if cfg.azure_api_version:
+        azure = openai.AsyncAzureOpenAI if asynchronous else openai.AzureOpenAI
+        return azure(azure_endpoint=base_url(cfg), api_version=cfg.azure_api_version, **common)
+    return (openai.AsyncOpenAI if asynchronous else openai.OpenAI)(base_url=base_url(cfg), **common)
 
 
 class LLMClient:
     """One per worker. `ask()` returns a validated reply model or raises VideoError."""
 
     def __init__(self, cfg: AnnotatorConfig, secret: Secret | None = None):
-        import openai
-
         self.cfg = cfg
         self.model = cfg.model or "default"
-        self.client = openai.AsyncOpenAI(
-            base_url=base_url(cfg),
-            api_key=api_key(cfg, secret),
-            timeout=cfg.timeout_s,
-            max_retries=cfg.max_retries,
-        )
+        # The pipeline's preflight decides `auto` once per run and hands the workers its choice;
+        # a stage used on its own, without that preflight, asks with the ladder's top rung.
+        self.format = LADDER[0] if cfg.response_format == "auto" else cfg.response_format
+        self.client = make_client(cfg, api_key(cfg, secret), asynchronous=True,
+                                  timeout=cfg.timeout_s, max_retries=cfg.max_retries)
         self.cache = ResponseCache(cfg.cache or default_cache_path())
         self.price = cfg.prices.get(self.model)
 
@@ -176,7 +198,7 @@ class LLMClient:
         `check(reply)` may raise ValueError for rules a schema cannot express (array lengths
         on servers that ignore the schema, chapter starts in range).
         """
-        key = ResponseCache.key(self.model, prompt_id, prompt_sha, messages, schema)
+        key = ResponseCache.key(self.model, prompt_id, prompt_sha, messages, schema, self.format)
         cached = await asyncio.to_thread(self.cache.get, key)  # the event loop never waits on a lock
         if cached is not None:
             try:
@@ -208,16 +230,10 @@ class LLMClient:
 
         try:
             resp = await self.client.chat.completions.create(
-                model=self.model,
-                messages=messages,
-                response_format={
-                    "type": "json_schema",
-                    "json_schema": {"name": prompt_id.replace(".", "_"), "schema": schema},
-                },
-                temperature=0,
-            )
+                model=self.model, messages=messages, temperature=0,
+                **request_fields(self.format, prompt_id.replace(".", "_"), schema))
         except openai.APIError as e:  # the base of every error the client raises for a request
-            raise _error(e, prompt_id, self.cfg) from None
+            raise _error(e, prompt_id, self.cfg, self.format) from None
         usage.calls += 1
         if resp.usage is not None:
             usage.prompt_tokens += resp.usage.prompt_tokens
@@ -232,14 +248,19 @@ class LLMClient:
         return resp.choices[0].message.content
 
 
-def _error(e: Exception, prompt_id: str, cfg: AnnotatorConfig) -> VideoError:
-    """The row error for a request the openai client gave up on (after its own retries).
+def _error(e: Exception, prompt_id: str, cfg: AnnotatorConfig, fmt: str) -> VideoError:
+    """The row error for a request the openai client gave up on (after its own retries; a
+    refused format gets none).
 
     Server messages are left out (an auth error may echo part of the key), except for 400,
-    where the message is what tells people the prompt was too long.
+    where the message is what tells people the prompt was too long, and a refused format.
     """
     import openai
 
+    if isinstance(e, openai.APIStatusError) and e.response.headers.get(REFUSED):
+        return VideoError("llm_format_refused", f"{prompt_id}: the server refused response_format {fmt} "
+                          f"(HTTP {e.status_code}: {str(e.message)[:200]}); set annotator.response_format "
+                          "to auto or another format")
     if isinstance(e, openai.APITimeoutError):  # before its base class, APIConnectionError
         return VideoError("llm_timeout", f"{prompt_id}: no reply within {cfg.timeout_s} s")
     if isinstance(e, openai.APIConnectionError):
@@ -260,7 +281,9 @@ def _error(e: Exception, prompt_id: str, cfg: AnnotatorConfig) -> VideoError:
 
 
 def _validate(reply_model: type[BaseModel], content: str, check) -> BaseModel:
-    reply = reply_model.model_validate_json(content)
+    # strict=False lets raw control characters (a newline in a caption) stand inside strings:
+    # llama-cpp-python's JSON grammar lets them through, and they change nothing the model meant.
+    reply = reply_model.model_validate(json.loads(content, strict=False))
     if check is not None:
         check(reply)
     return reply
@@ -273,32 +296,49 @@ def _short(e: Exception) -> str:
     return str(e)[:200]
 
 
-def preflight(cfg: AnnotatorConfig, timeout_s: float = 3.0) -> None:
-    """Fail in seconds, with one sentence naming what to set, when the endpoint is unusable."""
+def preflight(cfg: AnnotatorConfig, log=print, timeout_s: float = 3.0, who: str = "annotator",
+              url_key: str = "annotator.base_url", model_key: str = "annotator.model") -> str:
+    """Fail in seconds, with one sentence naming what to set, when the endpoint is unusable.
+    Returns the response format the run's requests use: `auto` is decided here, once per run,
+    with one small request per format tried (peakclips/llm_formats.py); a format set by hand
+    sends no check. `who` and the key names say whose endpoint it is (`peakclips eval` checks
+    its VLM's with its own option names)."""
     import openai
 
     from peakclips.config import ConfigError
 
     url = base_url(cfg)
     if not url:
-        raise ConfigError(
-            "annotator.backend is 'openai' but no endpoint is configured: "
-            "set annotator.base_url in the config (or --set annotator.base_url=...) or OPENAI_BASE_URL."
-        )
+        env = "AZURE_OPENAI_ENDPOINT" if cfg.azure_api_version else "OPENAI_BASE_URL"
+        if who == "annotator":
+            raise ConfigError(
+                "annotator.backend is 'openai' but no endpoint is configured: "
+                f"set annotator.base_url in the config (or --set annotator.base_url=...) or {env}."
+            )
+        raise ConfigError(f"no {who} endpoint is configured: set {url_key} or {env}.")
     if not cfg.model:
-        raise ConfigError("annotator.model is not set: set it to the model name your server serves.")
-    client = openai.OpenAI(base_url=url, api_key=api_key(cfg), timeout=timeout_s, max_retries=0)
+        raise ConfigError(f"{model_key} is not set: set it to the model name your server serves.")
+    key = api_key(cfg)
+    client = make_client(cfg, key, asynchronous=False, timeout=timeout_s, max_retries=0)
     shown = redact_uri(url)  # a base_url may carry user:password@ or ?api-key=
     try:
         client.models.list()
     except openai.AuthenticationError:
         raise ConfigError(
-            f"the annotator endpoint {shown} rejected the API key: set {cfg.api_key_env}."
+            f"the {who} endpoint {shown} rejected the API key: set {cfg.api_key_env}."
         ) from None
     except (openai.APIConnectionError, openai.APITimeoutError):
         raise ConfigError(
-            f"the annotator endpoint {shown} is not reachable: start the server or set "
-            "annotator.base_url / OPENAI_BASE_URL to one that is."
+            f"the {who} endpoint {shown} is not reachable: start the server or set "
+            f"{url_key} / OPENAI_BASE_URL to one that is."
         ) from None
     except openai.APIStatusError:
         pass  # reachable; some servers do not implement /models
+    # The format check is a real chat request: as patient as the run's own requests.
+    client = make_client(cfg, key, asynchronous=False, timeout=cfg.timeout_s, max_retries=cfg.max_retries)
+    try:
+        return choose(lambda **fields: client.chat.completions.create(model=cfg.model, temperature=0, **fields),
+                      cfg.response_format, log)
+    except openai.APIError as e:
+        failure = _error(e, "the response-format check", cfg, cfg.response_format)
+        raise ConfigError(f"the annotator endpoint {shown} failed {redact_text(failure.detail)}.") from None

@@ -243,6 +243,9 @@ def _resolve_local(uri: str, base_dir: Path) -> str:
         return uri
 
 
+resolve_local = _resolve_local  # also for tables converted to manifests (peakclips/manifest_build.py)
+
+
 def _shard_ranges(spec: str | None) -> list[tuple[int, int]] | None:
     """`0-99`, `7`, `0,3,5` -> inclusive ranges; `all` or empty -> None (every shard)."""
     if spec is None or spec.strip() in ("", "all"):

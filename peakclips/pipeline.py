@@ -27,9 +27,10 @@ from typing import Any, Literal
 
 from peakclips import storage
 from peakclips.config import ConfigError, RunConfig, public_name, published_config
+from peakclips.errors import OutputError
 from peakclips.manifest import ManifestRow, plan_manifest
 from peakclips.redact import hide_paths
-from peakclips.resume import fingerprint, prepare, resume_key
+from peakclips.resume import fingerprint, other_config_note, prepare, resume_key
 from peakclips.schema import RunInfo, ShardStats
 from peakclips.shards import is_complete, staging_root
 
@@ -48,14 +49,9 @@ def run_info(cfg: RunConfig, clip_note: str | None, scratch: str) -> RunInfo:
     """Run-level facts every sample and shard records (annotator, prompts, CLIP, config hash)."""
     from peakclips.prompts import load_prompts
 
-    prompts, references = [], ""
+    prompts = []
     if cfg.annotator.backend == "openai":
         prompts = [{"id": p.id, "sha256": p.sha256} for p in load_prompts(REPO_ROOT / "prompts").values()]
-    else:
-        from peakclips.reference import load_references
-
-        # The reference annotations shape the content; their folder's path does not.
-        references = json.dumps(load_references(cfg.annotator.reference_dir), sort_keys=True)
     info = RunInfo.model_validate({
         "annotator": {"backend": cfg.annotator.backend,
                       "model": cfg.annotator.model if cfg.annotator.backend == "openai" else None,
@@ -65,27 +61,41 @@ def run_info(cfg: RunConfig, clip_note: str | None, scratch: str) -> RunInfo:
                        "reduce": cfg.clip.reduce, "alpha": cfg.clip.alpha, "beta": cfg.clip.beta},
         "clip_note": hide_paths(clip_note) if clip_note else None,
         "llm_price": price.model_dump() if (price := cfg.annotator.prices.get(cfg.annotator.model or "")) else None,
-        "config_hash": cfg.hash(extra=references),
+        "config_hash": config_hash(cfg),
         "config": published_config(cfg),
         "scratch": scratch,
     })
     return info.model_copy(update={"fingerprint": fingerprint(info)})
 
 
-def preflight(cfg: RunConfig) -> str | None:
-    """Check the annotator and CLIP before any work; returns why CLIP is off (None = on)."""
+def config_hash(cfg: RunConfig) -> str:
+    """The hash of everything in the config that shapes a shard's content."""
+    references = ""
+    if cfg.annotator.backend == "reference":
+        from peakclips.reference import load_references
+
+        # The reference annotations shape the content; their folder's path does not.
+        references = json.dumps(load_references(cfg.annotator.reference_dir), sort_keys=True)
+    return cfg.hash(extra=references)
+
+
+def preflight(cfg: RunConfig, log=print) -> tuple[RunConfig, str | None]:
+    """Check the annotator and CLIP before any work. Returns the config the workers get (with
+    the annotator's response format decided, so that no worker probes the server again) and
+    why CLIP is off (None = on)."""
     if cfg.annotator.backend == "openai":
         from peakclips.llm import preflight as annotator_preflight
 
-        annotator_preflight(cfg.annotator)
+        fmt = annotator_preflight(cfg.annotator, log)
+        cfg = cfg.model_copy(update={"annotator": cfg.annotator.model_copy(update={"response_format": fmt})})
     if not cfg.clip.enabled:
-        return "clip.enabled is false"
+        return cfg, "clip.enabled is false"
     from peakclips.clipmodel import clip_status
 
     note = clip_status(cfg.clip)
     if note and cfg.clip.required:
         raise ConfigError(note)
-    return note
+    return cfg, note
 
 
 def init_ray(cfg: RunConfig, verbose: bool = False) -> None:
@@ -99,9 +109,11 @@ def init_ray(cfg: RunConfig, verbose: bool = False) -> None:
         from peakclips.terminal import RAY_RUNTIME_ENV
 
         # Every worker points its stdin at /dev/null before it runs anything (peakclips/terminal.py:
-        # a worker that touches the user's terminal is stopped by SIGTTOU and the run hangs).
+        # a worker that touches the user's terminal is stopped by SIGTTOU and the run hangs),
         address = cfg.ray.address or os.environ.get("RAY_ADDRESS")
-        common = {"log_to_driver": False, "runtime_env": RAY_RUNTIME_ENV, "logging_level": ray_logging_level(verbose)}
+        # and gets the run's storage_options as fsspec's own FSSPEC_<PROTOCOL> variables.
+        runtime_env = dict(RAY_RUNTIME_ENV, env_vars=storage.configure(cfg.storage_options))
+        common = {"log_to_driver": False, "runtime_env": runtime_env, "logging_level": ray_logging_level(verbose)}
         if address:
             ray.init(address=address, **common)
         else:
@@ -126,6 +138,15 @@ def video_items(tasks, run: RunInfo) -> list[dict]:
                       "uri": row.uri, "manifest": t.manifest_json, "error": None, "error_detail": None,
                       "resume_key": resume_key(run.fingerprint, t.index, t.key, t.manifest_json)})
     return items
+
+
+def shard_keys(tasks, run: RunInfo) -> dict[int, dict[int, str]]:
+    """shard id -> {manifest index: resume key} of its videos, in manifest order: what
+    `finalize_shard` takes (it publishes no staged video whose key is not one of these)."""
+    keys: dict[int, dict[int, str]] = {}
+    for t in tasks:
+        keys.setdefault(t.shard_id, {})[t.index] = resume_key(run.fingerprint, t.index, t.key, t.manifest_json)
+    return keys
 
 
 @dataclass
@@ -258,9 +279,26 @@ def resolve_paths(cfg: RunConfig) -> RunConfig:
 
 def run(cfg: RunConfig, manifest: str, output: str, shards: str | None = None, force: bool = False,
         log=print, progress_s: float | None = None, verbose: bool = False) -> RunSummary:
-    """Build the selected shards of `manifest` into `output`. `progress_s`: seconds between plain
-    progress lines when stderr is not a terminal (peakclips/progress.py; 0 = none); `verbose`:
-    show Ray's own start-up and execution messages too."""
+    """Build the selected shards of `manifest` into `output`, holding the output's lock throughout
+    (peakclips/lock.py: another live run's lock stops this one with one sentence, a crashed run's
+    stale lock is taken over). `progress_s`: seconds between plain progress lines when stderr is
+    not a terminal (peakclips/progress.py; 0 = none); `verbose`: show Ray's own start-up and
+    execution messages too."""
+    from peakclips.lock import OutputLock
+
+    storage.configure(cfg.storage_options)
+    lock = OutputLock(output, log=log)
+    with lock:
+        try:
+            return build(cfg, manifest, output, shards, force, log, progress_s, verbose)
+        except KeyboardInterrupt:
+            if lock.lost is None:
+                raise
+            raise OutputError(lock.lost) from None
+
+
+def build(cfg: RunConfig, manifest: str, output: str, shards: str | None = None, force: bool = False,
+          log=print, progress_s: float | None = None, verbose: bool = False) -> RunSummary:
     started = time.perf_counter()
     cfg = resolve_paths(cfg)
     plan = plan_manifest(manifest, cfg.shard_size, shards)
@@ -271,12 +309,15 @@ def run(cfg: RunConfig, manifest: str, output: str, shards: str | None = None, f
     todo = [s for s in selected if force or not is_complete(output, s)]
     building = set(todo)
     summary.shards_skipped = [s for s in selected if s not in building]
+    if summary.shards_skipped and (note := other_config_note(output, summary.shards_skipped, config_hash(cfg))):
+        log(note)
     if not todo:
         log(f"all {len(selected)} selected shard(s) already complete in {output}; nothing to do "
             "(use --force to rebuild)")
         return summary
-    storage.check_writable(output, *([cfg.ingest.scratch] if cfg.ingest.scratch else []))
-    clip_note = preflight(cfg)
+    if cfg.ingest.scratch:  # the output was checked when its lock was taken
+        storage.check_writable(cfg.ingest.scratch)
+    cfg, clip_note = preflight(cfg, log)
     if clip_note:
         log(f"CLIP off for this run: {clip_note}")
     scratch = cfg.ingest.scratch or storage.join(output, "_scratch")
@@ -287,9 +328,8 @@ def run(cfg: RunConfig, manifest: str, output: str, shards: str | None = None, f
     del plan
     resumed = prepare(output, todo, tasks, info, force)
     reused = set().union(*resumed.reused.values())
-    expected: dict[int, list[int]] = {s: [] for s in todo}
-    for t in tasks:
-        expected[t.shard_id].append(t.index)
+    # Each shard's videos and their resume keys: finalize_shard publishes no staged video of another run.
+    expected = shard_keys(tasks, info)
     todo_tasks = [t for t in tasks if t.index not in reused]
     del tasks
     log(f"building {len(todo)} shard(s) into {output}: {len(todo_tasks)} videos to process, {len(reused)} "

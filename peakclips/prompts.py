@@ -18,7 +18,7 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field
 
-PROMPT_NAMES = ["system", "scene_caption", "chapters", "queries", "relevance"]
+PROMPT_NAMES = ["system", "scene_caption", "chapters", "queries", "relevance", "reply_schema"]
 
 
 @dataclass(frozen=True)
@@ -118,13 +118,16 @@ class RelevanceReply(_Reply):
 
 
 def reply_schema(model: type[BaseModel], pin: dict[str, int] | None = None,
-                 item_max: dict[str, int] | None = None) -> dict:
+                 item_max: dict[str, int] | None = None, max_items: dict[str, int] | None = None) -> dict:
     """The JSON schema sent as `response_format`, with array lengths pinned where known
-    (`pin={"scores": 12}`) and integer bounds of array items set (`item_max={"chapters.first_scene": 11}`),
-    so servers with constrained decoding enforce them."""
+    (`pin={"scores": 12}`) or bounded (`max_items={"chapters": 12}`) and integer bounds of array
+    items set (`item_max={"chapters.first_scene": 11}`), so servers with constrained decoding
+    enforce them (a grammar without a bound lets a small model add items until its context is full)."""
     schema = copy.deepcopy(model.model_json_schema())
     for field, n in (pin or {}).items():
         schema["properties"][field]["minItems"] = n
+        schema["properties"][field]["maxItems"] = n
+    for field, n in (max_items or {}).items():
         schema["properties"][field]["maxItems"] = n
     for dotted, n in (item_max or {}).items():
         field, sub = dotted.split(".")

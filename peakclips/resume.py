@@ -9,7 +9,10 @@ Runs on the driver, before any work (peakclips/pipeline.py calls `prepare`). Rul
     `.mp4` the scenes stage staged for a video that never reached the shard stage, temporary
     files) is deleted, and those videos run again. A staged record is written atomically and
     last, so it is either whole or absent;
-  - temporary files a killed run left beside the shard's final names are deleted.
+  - temporary files a killed run left beside the shard's final names are deleted, and on S3 the
+    unfinished multipart uploads of the shard's files (a killed upload of a large tar);
+  - complete shards built with another config are kept, and the run says so in one line
+    (`other_config_note`).
 Staged videos hold exactly what a fresh run would write (the pipeline is deterministic), so a
 resumed shard is the same shard an uninterrupted run builds; tests/test_resume.py kills real runs
 to prove it.
@@ -64,6 +67,8 @@ def prepare(output: str, shard_ids: list[int], tasks, run: RunInfo, force: bool)
     """
     plan = ResumePlan()
     expected = {t.index: resume_key(run.fingerprint, t.index, t.key, t.manifest_json) for t in tasks}
+    plan.removed += storage.abort_uploads(output, tuple(shards.shard_name(s) for s in shard_ids) + tuple(
+        f"{shards.STAGING}/{s:06d}/" for s in shard_ids))
     for shard_id in shard_ids:
         plan.removed += remove_temporaries(output, shard_id)
         # A shard being rebuilt is incomplete: its stats file goes first, so a kill during the
@@ -92,3 +97,27 @@ def prepare(output: str, shard_ids: list[int], tasks, run: RunInfo, force: bool)
                 storage.remove(storage.join(folder, name))
                 plan.removed += 1
     return plan
+
+
+def other_config_note(output: str, shard_ids: list[int], config_hash: str) -> str | None:
+    """One line when some of the complete shards `shard_ids` were built with a config other than
+    the one with hash `config_hash` (they are kept, not rebuilt: `--force` does that); else None."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from peakclips.dataset import read_stats
+
+    def built_with(shard_id: int) -> str:
+        try:
+            return read_stats(output, shards.shard_name(shard_id)).config_hash
+        except Exception:  # noqa: BLE001 - unreadable stats: `verify` names the defect
+            return "unreadable"
+
+    with ThreadPoolExecutor(16) as pool:  # one small read each; an object store answers them in parallel
+        hashes = list(pool.map(built_with, shard_ids))
+    other = [(s, h) for s, h in zip(shard_ids, hashes) if h != config_hash]
+    if not other:
+        return None
+    ids = ", ".join(str(s) for s, _ in other[:10]) + (", ..." if len(other) > 10 else "")
+    found = ", ".join(sorted({h for _, h in other})[:3])
+    return (f"{len(other)} complete shard(s) ({ids}) were built with another config (config hash {found}; this "
+            f"run's is {config_hash}): they are kept as they are; use --force to rebuild them")

@@ -8,6 +8,7 @@
       _staging/NNNNNN/IIIIIIIII.json    the video's staged record, written last by the shard stage:
                                         it marks the video done (peakclips/resume.py keeps it)
       _scratch/NNNNNN/KEY.ext           downloaded inputs (ingest.scratch may move this folder)
+      _peakclips.lock                   while a run writes here: who holds the output (peakclips/lock.py)
 
 NNNNNN is the shard id, IIIIIIIII the video's manifest index. Whoever names one of these files
 imports the name from here: the stages that write them, the driver, resume, verify and the
@@ -25,6 +26,7 @@ PREFIX = "peakclips-"
 SHARD_FILE_RE = re.compile(r"(peakclips-\d{6})(\.tar|\.parquet|_stats\.json)")
 STAGED_RE = re.compile(r"(\d{9})\.(json|mp4)")
 STAGING = "_staging"
+LOCK = "_peakclips.lock"
 
 TAR_MTIME = 0
 """Every tar member's mtime: fixed, so the same inputs give byte-identical tars."""
@@ -77,6 +79,11 @@ def temporaries(output: str, shard: int | str | None = None) -> list[str]:
     """Names of temporary files (storage.TEMP_MARK) in `output`, of one shard or of all."""
     prefix = shard_name(shard) if shard is not None else ""
     return [n for n in storage.listdir(output) if n.startswith(prefix) and storage.TEMP_MARK in n]
+
+
+def lock_path(output: str) -> str:
+    """The output lock: present while a run writes to `output`."""
+    return storage.join(output, LOCK)
 
 
 def staging_root(output: str) -> str:

@@ -362,22 +362,24 @@ def x264_params(extra: str = "") -> str:
 
 
 class Mp4Writer:
-    """Streams frames into an in-memory H.264 MP4, one frame per time unit.
+    """Streams frames into an in-memory H.264 MP4, one frame per time unit (1/fps s).
 
-    The true timestamps live in the sample JSON (`frame_times_s`); the stream just keeps the
-    order. `X264_OPTIONS` make the bytes deterministic. The preset is a measured trade-off
-    (docs/benchmarks.md, candidate storage): `veryfast` writes files as small as `medium` at a
-    third of its encoding time.
+    Candidate streams use fps 1: their true timestamps live in the sample JSON
+    (`frame_times_s`); the stream just keeps the order. `peakclips make-needle` writes whole
+    videos at their real rate. `X264_OPTIONS` make the bytes deterministic. The preset is a
+    measured trade-off (docs/benchmarks.md, candidate storage): `veryfast` writes files as small
+    as `medium` at a third of its encoding time.
     """
 
-    def __init__(self, width: int, height: int, crf: int = 23, preset: str = "veryfast", extra_x264_params: str = ""):
+    def __init__(self, width: int, height: int, crf: int = 23, preset: str = "veryfast", extra_x264_params: str = "",
+                 fps: int = 1):
         import av
 
-        self.width, self.height = width, height
+        self.width, self.height, self.fps = width, height, fps
         self._buf = io.BytesIO()
         self._out = av.open(self._buf, mode="w", format="mp4")
         self._out.metadata["creation_time"] = "1970-01-01T00:00:00Z"
-        self._stream = self._out.add_stream("libx264", rate=1)
+        self._stream = self._out.add_stream("libx264", rate=fps)
         self._stream.width, self._stream.height, self._stream.pix_fmt = width, height, "yuv420p"
         self._stream.options = {"crf": str(crf), "preset": preset, **X264_OPTIONS,
                                 "x264-params": x264_params(extra_x264_params)}
@@ -391,7 +393,7 @@ class Mp4Writer:
             frame = av.VideoFrame.from_ndarray(frame, format="rgb24")
         # Our own clock: a frame scaled from a decoded one keeps the source's time base, and
         # x264's rate control then sees nonsense durations (a 6x smaller, blurred file).
-        frame.pts, frame.time_base = self.count, Fraction(1, 1)
+        frame.pts, frame.time_base = self.count, Fraction(1, self.fps)
         self._out.mux(self._stream.encode(frame))
         self.count += 1
 

@@ -44,3 +44,29 @@ def sample_output(ray_local, tmp_path_factory):
                                       f"ingest.allowed_roots=[{REPO / 'manifests/videos'}]"])
     summary = run(cfg, str(SAMPLE_MANIFEST), str(out))
     return out, summary
+
+
+@pytest.fixture(scope="session")
+def moto_server():
+    """moto's S3 server on 127.0.0.1 for the whole session (tests/s3_server.py), stopped by PID."""
+    from tests.s3_server import MotoServer
+
+    with MotoServer() as server:
+        yield server
+
+
+@pytest.fixture
+def s3(moto_server, monkeypatch):
+    """A fresh bucket on the session's S3 server (tests/s3_server.py, `Bucket`), with the standard
+    AWS variables pointing at the server, for this process and every process it starts."""
+    import s3fs
+
+    from tests.s3_server import CLEARED, Bucket
+
+    for name in CLEARED:
+        monkeypatch.delenv(name, raising=False)
+    for name, value in moto_server.env().items():
+        monkeypatch.setenv(name, value)
+    s3fs.S3FileSystem.clear_instance_cache()
+    yield Bucket.create(moto_server)
+    s3fs.S3FileSystem.clear_instance_cache()

@@ -23,6 +23,12 @@ Retry-After), 408, 401 (its message echoes the key sent, as the worst real serve
 (connection closed, no response), slow (sleeps ``slow_s`` before a normal
 reply), malformed_json, out_of_range, wrong_length, extra_key (200 replies whose content breaks the
 schema). Faults apply to chat completions only; every request that reaches the handler is recorded.
+
+Response formats, as real servers differ in them: the reply follows the schema of a json_schema
+response_format, of a json_object one that carries ``schema`` (as llama.cpp enforces it), or of
+vLLM's ``guided_json``. ``refuse={"json_schema": 500}`` answers every request that asks for that
+format with that status and a body naming it, as llama-cpp-python does (recorded with fault
+"refused"; refusals do not use up the fault plan).
 """
 
 from __future__ import annotations
@@ -234,7 +240,7 @@ class _Handler(BaseHTTPRequestHandler):
     def do_GET(self) -> None:
         fake = self.server.fake
         path = self.path.split("?")[0].rstrip("/")
-        fake._record("GET", path, None, self.headers, chat=False)
+        fake._record("GET", self.path, None, self.headers, chat=False)
         fake._sleep(fake.latency_s)
         if path.endswith("/models"):
             model = {"id": fake.model, "object": "model", "created": 0, "owned_by": "peakclips"}
@@ -251,11 +257,15 @@ class _Handler(BaseHTTPRequestHandler):
         except ValueError:
             body = None
         is_chat = path.endswith("/chat/completions")
-        record = fake._record("POST", path, body, self.headers, chat=is_chat)
-        fault = record["fault"]
+        refused = fake._refused_format(body) if is_chat else None
+        record = fake._record("POST", self.path, body, self.headers, chat=is_chat and not refused)
+        fault = record["fault"] = "refused" if refused else record["fault"]
         fake._sleep(fake.latency_s)
         if not is_chat:
             return self._error(404, f"no route for POST {path}")
+        if refused:  # in llama-cpp-python's words: the server cannot make that format
+            return self._error(fake.refuse[refused], f"response_format type '{refused}' is not supported; "
+                               "expected 'text' or 'json_object'")
         if fault == "drop":
             # Close without a byte of response: the client sees "server disconnected".
             self.close_connection = True
@@ -317,12 +327,15 @@ class FakeLLMServer:
     script: explicit kinds ("ok" or a FAULT_KINDS entry) for requests 0, 1, ...; "ok" after it
     runs out. Overrides `faults`. reply_fn(request_json) -> dict | list | str | None overrides
     fabrication (None falls back); content faults still corrupt a dict/list it returns.
+    refuse: {format: status} — requests asking for a response_format type (or "guided_json")
+    are answered with that status and a message naming the format.
     """
 
     def __init__(self, *, port: int = 0, latency_s: float = 0.0,
                  faults: dict[str, float] | None = None, seed: int = 0,
                  script: list[str] | None = None, retry_after_s: float = 0.1,
-                 slow_s: float = 5.0, reply_fn: ReplyFn | None = None, model: str = "fake-llm"):
+                 slow_s: float = 5.0, reply_fn: ReplyFn | None = None, model: str = "fake-llm",
+                 refuse: dict[str, int] | None = None):
         faults = dict(faults or {})
         for kind in [*faults, *(script or [])]:
             if kind not in FAULT_KINDS and kind != "ok":
@@ -332,7 +345,7 @@ class FakeLLMServer:
         self.port, self.latency_s, self.faults, self.seed = port, latency_s, faults, seed
         self.script = list(script) if script is not None else None
         self.retry_after_s, self.slow_s = retry_after_s, slow_s
-        self.reply_fn, self.model = reply_fn, model
+        self.reply_fn, self.model, self.refuse = reply_fn, model, dict(refuse or {})
         self._lock = threading.Lock()
         self._records: list[dict] = []
         self._chat_index = 0
@@ -393,8 +406,9 @@ class FakeLLMServer:
     # -- recording ---------------------------------------------------------------------------
     @property
     def requests(self) -> list[dict]:
-        """A snapshot of {index, method, path, body, fault, time (monotonic s), headers,
-        auth_sha256, usage (of a 200 reply, else None)}."""
+        """A snapshot of {index, method, path, query, body, fault, time (monotonic s), headers
+        (without the key), auth_sha256 (of the Authorization or api-key header), usage (of a 200
+        reply, else None)}."""
         with self._lock:
             return list(self._records)
 
@@ -427,19 +441,29 @@ class FakeLLMServer:
                 return kind
         return "ok"
 
-    def _record(self, method: str, path: str, body: Any, headers: Any, *, chat: bool) -> dict:
+    def _refused_format(self, body: Any) -> str | None:
+        """The format this request asks for if `refuse` lists it."""
+        if not isinstance(body, dict):
+            return None
+        fmt = body.get("response_format")
+        kind = fmt.get("type") if isinstance(fmt, dict) else ("guided_json" if "guided_json" in body else None)
+        return kind if kind in self.refuse else None
+
+    def _record(self, method: str, target: str, body: Any, headers: Any, *, chat: bool) -> dict:
+        path, _, query = target.partition("?")
         with self._lock:
             fault = "ok"
             if chat:
                 fault, self._chat_index = self._fault_for(self._chat_index), self._chat_index + 1
-            auth = headers.get("Authorization")
+            # OpenAI's clients send the key as a bearer token, Azure's as `api-key`.
+            auth = headers.get("Authorization") or headers.get("api-key")
             record = {
-                "index": len(self._records), "method": method, "path": path, "body": body,
-                "fault": fault, "time": time.monotonic(),
+                "index": len(self._records), "method": method, "path": path.rstrip("/"), "query": query,
+                "body": body, "fault": fault, "time": time.monotonic(),
                 # The key is never kept: records may end up in assertion messages. Its hash
                 # lets a test check which key was sent.
                 "headers": {k.lower(): v for k, v in headers.items()
-                            if k.lower() != "authorization"},
+                            if k.lower() not in ("authorization", "api-key")},
                 "auth_sha256": hashlib.sha256(auth.encode()).hexdigest() if auth else None,
                 "usage": None,  # set when a 200 reply is sent
             }
@@ -460,6 +484,10 @@ class FakeLLMServer:
         fmt = body.get("response_format") if isinstance(body.get("response_format"), dict) else {}
         spec = fmt.get("json_schema") or {}
         schema = spec.get("schema") if fmt.get("type") == "json_schema" else None
+        if fmt.get("type") == "json_object" and isinstance(fmt.get("schema"), dict):
+            schema = fmt["schema"]  # as llama.cpp and llama-cpp-python enforce it
+        if schema is None and isinstance(body.get("guided_json"), dict):
+            schema = body["guided_json"]  # vLLM's older field
         faker = _SchemaFaker(schema or {}, random.Random(digest), str(spec.get("name") or "reply"))
         value = self.reply_fn(body) if self.reply_fn is not None else None
         if value is None:
@@ -488,6 +516,12 @@ class FakeLLMServer:
             "usage": {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens,
                       "total_tokens": prompt_tokens + completion_tokens},
         }
+
+
+def fabricate(schema: dict, seed: int = 0, name: str = "reply") -> Any:
+    """An instance of `schema`, made as the server makes replies (e.g. for a reply_fn that plays
+    a model following a schema it read in the prompt)."""
+    return _SchemaFaker(schema, random.Random(seed), name).gen(schema)
 
 
 def llm_server_fixture(scope: str = "function", **kwargs: Any):
@@ -519,9 +553,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--retry-after", type=float, default=0.1)
     p.add_argument("--slow", type=float, default=5.0)
     p.add_argument("--model", default="fake-llm")
+    p.add_argument("--refuse", type=lambda t: {k: int(v) for k, v in _parse_faults(t).items()}, default={},
+                   help="response formats to refuse, e.g. json_schema=500 (as llama-cpp-python)")
     a = p.parse_args(argv)
     srv = FakeLLMServer(port=a.port, latency_s=a.latency, faults=a.faults, script=a.script,
-                        seed=a.seed, retry_after_s=a.retry_after, slow_s=a.slow, model=a.model)
+                        seed=a.seed, retry_after_s=a.retry_after, slow_s=a.slow, model=a.model,
+                        refuse=a.refuse)
     done = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: done.set())
     with srv:
@@ -531,7 +568,7 @@ def main(argv: list[str] | None = None) -> int:
                 pass
         except KeyboardInterrupt:
             pass
-    counts = {k: srv.count(k) for k in ("ok", *FAULT_KINDS) if srv.count(k)}
+    counts = {k: srv.count(k) for k in ("ok", "refused", *FAULT_KINDS) if srv.count(k)}
     print(f"served {srv.count()} requests: {counts}", flush=True)
     return 0
 

@@ -41,18 +41,15 @@ def small_manifest(folder: Path) -> tuple[Path, list[str]]:
     return manifest, overrides
 
 
-def stage_in_process(cfg, manifest: Path, output: Path, info: RunInfo) -> dict[int, list[int]]:
+def stage_in_process(cfg, manifest: Path, output: Path, info: RunInfo) -> dict[int, dict[int, str]]:
     """The pipeline's stages applied to each video in this process (no Ray): staged files only.
-    Returns each shard's manifest indices, for `finalize_shard`."""
+    Returns each shard's videos (manifest index -> resume key), for `finalize_shard`."""
     from peakclips.manifest import plan_tasks, read_manifest
-    from peakclips.pipeline import run_in_process, stage_specs, video_items
+    from peakclips.pipeline import run_in_process, shard_keys, stage_specs, video_items
 
     tasks = plan_tasks(read_manifest(manifest), cfg.shard_size)
     run_in_process(video_items(tasks, info), stage_specs(cfg, str(output), info))
-    shards: dict[int, list[int]] = {}
-    for t in tasks:
-        shards.setdefault(t.shard_id, []).append(t.index)
-    return shards
+    return shard_keys(tasks, info)
 
 
 def build_in_process(cfg, manifest: Path, output: Path) -> Path:
@@ -63,8 +60,8 @@ def build_in_process(cfg, manifest: Path, output: Path) -> Path:
 
     cfg = resolve_paths(cfg)
     info = run_info(cfg, "clip.enabled is false", str(output / "_scratch"))
-    for shard_id, indices in stage_in_process(cfg, manifest, output, info).items():
-        finalize_shard(str(output), shard_id, indices, info)
+    for shard_id, keys in stage_in_process(cfg, manifest, output, info).items():
+        finalize_shard(str(output), shard_id, keys, info)
     return output
 
 
@@ -153,7 +150,7 @@ def write_dataset(output: Path, videos: list[tuple[dict, bytes | None]], run: Ru
     from tests.media import candidate_mp4
 
     stage = StageSample(str(output), run)
-    by_shard: dict[int, list[int]] = {}
+    by_shard: dict[int, dict[int, str]] = {}
     for row, mp4 in videos:
         if row["status"] == "ok" and not row.get("error"):
             if mp4 is None:
@@ -162,9 +159,9 @@ def write_dataset(output: Path, videos: list[tuple[dict, bytes | None]], run: Ru
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_bytes(mp4)
         stage(dict(row))
-        by_shard.setdefault(row["shard_id"], []).append(row["index"])
-    for shard_id, indices in sorted(by_shard.items()):
-        finalize_shard(str(output), shard_id, sorted(indices), run)
+        by_shard.setdefault(row["shard_id"], {})[row["index"]] = row["resume_key"]
+    for shard_id, keys in sorted(by_shard.items()):
+        finalize_shard(str(output), shard_id, dict(sorted(keys.items())), run)
     return output
 def one_sample_dataset(folder: Path, doc: dict, mp4: bytes, members=None) -> Path:
     """A dataset folder of one complete shard holding one synthetic sample (tests/train/shards.py),

@@ -29,9 +29,10 @@ PRICE = {"input_per_mtok": 0.4, "output_per_mtok": 1.6}
 CHAT = "/chat/completions"
 
 
-def _config(srv, tmp_path):
+def _config(srv, tmp_path, response_format="json_schema"):
+    # json_schema unless told: `auto` would add its check request to the server's records
     return load_config(REPO / "pipelines/peakclips.yaml", [
-        f"annotator.base_url={srv.base_url}", "annotator.model=fake-llm",
+        f"annotator.base_url={srv.base_url}", "annotator.model=fake-llm", f"annotator.response_format={response_format}",
         f"annotator.cache={tmp_path / 'cache.sqlite'}", "annotator.timeout_s=2", "annotator.max_retries=3",
         f"annotator.prices={{fake-llm: {json.dumps(PRICE)}}}",
         f"ingest.allowed_roots=[{REPO / 'manifests/videos'}]", "clip.enabled=false",
@@ -109,6 +110,23 @@ def test_fault_injected_run_then_force_reruns_from_the_cache(ray_local, tmp_path
     assert len(files) > 10
     leaked = [str(p) for p in files if MARKER.encode() in p.read_bytes()]
     assert leaked == []
+
+
+def test_a_server_that_refuses_json_schema_costs_one_request_and_one_line(ray_local, tmp_path):
+    """As llama-cpp-python does (HTTP 500): `auto` asks once on the driver, steps down, and the
+    workers (two actors, six videos) send every request as json_object without asking again."""
+    lines: list[str] = []
+    with FakeLLMServer(refuse={"json_schema": 500}) as srv:
+        run(_config(srv, tmp_path, response_format="auto"), str(SAMPLE_MANIFEST), str(tmp_path / "out"),
+            log=lines.append)
+        videos = _videos(tmp_path / "out")
+        assert [v["error"] for v in videos.values()] == [None] * 6
+        chat = [r for r in srv.requests if r["path"].endswith(CHAT)]
+        assert [r["fault"] for r in chat].count("refused") == 1 and chat[0]["fault"] == "refused"
+        assert len(chat) == 1 + 1 + sum(v["llm_calls"] for v in videos.values())  # + the accepted check
+        assert {r["body"]["response_format"]["type"] for r in chat[1:]} == {"json_object"}
+    assert [line for line in lines if "response_format" in line] == [
+        "annotator: response_format auto chose json_object (json_schema refused with HTTP 500)"]
 
 
 def test_requests_stay_in_flight_across_videos_on_one_actor(ray_local, tmp_path):

@@ -7,6 +7,7 @@ every `import` and `from ... import` in peakclips/, lazy ones inside functions i
               readers or commands
     shared    helpers (spans, frametimes, clip2frame, shards, schema, storage, ...) import none
               of the layers above them
+    eval      (`peakclips eval`, make-needle) is imported by the CLI only
 """
 
 from __future__ import annotations
@@ -26,12 +27,13 @@ LAYERS = {
                 "peakclips.report", "peakclips.annotator_eval", "peakclips.calibrate", "peakclips.commands.frames"),
     "train": ("peakclips.train",),
     "commands": ("peakclips.commands",),  # scenes (runs stages 1-3), select (runs a trained model)
+    "eval": ("peakclips.eval",),  # beside the driver: runs the pipeline, reads shards, runs selectors
 }
 FORBIDDEN = {
-    "stages": {"readers", "driver", "train", "commands"},
-    "readers": {"stages", "driver", "train"},
-    "train": {"stages", "driver", "readers", "commands"},
-    "shared": {"stages", "driver", "readers", "train", "commands"},
+    "stages": {"readers", "driver", "train", "commands", "eval"},
+    "readers": {"stages", "driver", "train", "eval"},
+    "train": {"stages", "driver", "readers", "commands", "eval"},
+    "shared": {"stages", "driver", "readers", "train", "commands", "eval"},
 }
 
 

@@ -18,6 +18,7 @@ import pytest
 from PIL import Image
 
 from peakclips.config import AnnotatorConfig
+from peakclips.llm_formats import schema_text
 from peakclips.prompts import PROMPT_NAMES, ChaptersReply, data_text, load_prompts, render
 from peakclips.stages.annotate import (
     Video,
@@ -61,6 +62,8 @@ def golden_renders() -> dict[str, str]:
                        f"[image_url: a JPEG data URL, detail={p['image_url']['detail']}]\n"
                        for p in parts)
         out[call.prompt.id] = text + "\n--- reply schema ---\n" + json.dumps(call.schema, indent=1, sort_keys=True) + "\n"
+    # what follows the message when the schema is not sent as json_schema (the relevance call's here)
+    out[PROMPTS["reply_schema"].id] = render(PROMPTS["reply_schema"], schema=schema_text(calls[-1].schema))
     return out
 
 
@@ -111,6 +114,7 @@ def test_reply_schema_pins_what_constrained_decoding_can_enforce():
     assert item["additionalProperties"] is False
     ch = chapters_call(PROMPTS, cfg, video, listed).schema
     assert ch["$defs"]["ChapterItem"]["properties"]["first_scene"]["maximum"] == 6
+    assert ch["properties"]["chapters"]["maxItems"] == 7  # at most one chapter per scene
     q = queries_call(PROMPTS, cfg, video, listed, "s").schema
     assert q["properties"]["queries"]["minItems"] == q["properties"]["queries"]["maxItems"] == 3
     assert ChaptersReply.model_json_schema()["additionalProperties"] is False

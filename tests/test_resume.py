@@ -74,9 +74,9 @@ def test_a_finalize_killed_after_publishing_the_tar_is_completed_by_the_rerun(ra
     cfg = load_config(SAMPLE_CONFIG, overrides + ["highlights.filters.dedup_queries=false"])
     out, clean = tmp_path / "out", tmp_path / "clean"
     info = run_info(cfg, "clip.enabled is false", str(out / "_scratch"))
-    stage_in_process(cfg, manifest, out, info)
+    keys = stage_in_process(cfg, manifest, out, info)
     shutil.copytree(out / "_staging", clean / "_staging")
-    finalize_shard(str(clean), 0, [0, 1], info.model_copy(update={"scratch": str(clean / "_scratch")}))
+    finalize_shard(str(clean), 0, keys, info.model_copy(update={"scratch": str(clean / "_scratch")}))
 
     real_upload = storage.upload_atomic
 
@@ -87,7 +87,7 @@ def test_a_finalize_killed_after_publishing_the_tar_is_completed_by_the_rerun(ra
 
     monkeypatch.setattr(storage, "upload_atomic", die_on_parquet)
     with pytest.raises(KeyboardInterrupt):
-        finalize_shard(str(out), 0, [0, 1], info)
+        finalize_shard(str(out), 0, keys, info)
     monkeypatch.undo()
     # The tar is published whole under its final name, but without stats the shard is incomplete.
     assert (out / "peakclips-000000.tar").read_bytes() == (clean / "peakclips-000000.tar").read_bytes()

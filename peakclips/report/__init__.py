@@ -132,9 +132,21 @@ def render_html(output: str, stats: dict, pngs: dict[str, bytes], videos: list[d
     )
 
 
+def default_out_dir(output: str) -> str:
+    """DIR/report for a dataset in a local folder; for one on object storage, a folder on this
+    machine where a browser can open the page: `./<dataset folder's name>-report`.
+
+    >>> default_out_dir("out/sample"), default_out_dir("s3://bucket/runs/peakclips/")
+    ('out/sample/report', 'peakclips-report')
+    """
+    if storage.protocol(output) in ("", "file"):
+        return storage.join(output, "report")
+    return f"{output.rstrip('/').rsplit('/', 1)[-1]}-report"
+
+
 def build_report(output: str, out_dir: str | None = None, max_videos: int = 20) -> str:
-    """Write `index.html` (and the PNGs) to out_dir (default DIR/report); returns its path."""
-    out_dir = out_dir or storage.join(output, "report")
+    """Write `index.html` (and the PNGs) to out_dir (default: `default_out_dir`); returns its path."""
+    out_dir = out_dir or default_out_dir(output)
     data = gather(output)
     pngs = render_plots(data)
     for name, png in pngs.items():

@@ -30,6 +30,7 @@ from pydantic import BaseModel
 from peakclips.config import AnnotatorConfig
 from peakclips.errors import VideoError, row_error
 from peakclips.llm import Secret, Usage
+from peakclips.llm_formats import SCHEMA_IN_PROMPT, schema_text
 from peakclips.prompts import (
     CaptionReply,
     ChaptersReply,
@@ -138,7 +139,9 @@ def chapters_call(prompts: dict[str, Prompt], cfg: AnnotatorConfig, video: Video
     p = prompts["chapters"]
     text = render(p, scenes=listed, duration_s=video.duration_s, title=video.title,
                   chapter_size=cfg.chapter_size)
-    schema = reply_schema(ChaptersReply, item_max={"chapters.first_scene": len(listed) - 1})
+    # at most one chapter per scene: chapters start at distinct scenes
+    schema = reply_schema(ChaptersReply, item_max={"chapters.first_scene": len(listed) - 1},
+                          max_items={"chapters": len(listed)})
     return Call(p, text, ChaptersReply, schema, check=lambda r: chapters_from_reply(r, listed))
 
 
@@ -217,7 +220,13 @@ class OpenAIAnnotator:
                 "llm_scores": scores, "llm_reasons": reasons}
 
     def messages(self, call: Call) -> list[dict]:
-        return [{"role": "system", "content": self.system}, {"role": "user", "content": call.content}]
+        """The system prompt and the call's message; the reply schema is quoted at the end for the
+        formats that do not send it as json_schema (peakclips/llm_formats.py)."""
+        content = call.content
+        if self.client.format in SCHEMA_IN_PROMPT:
+            note = render(self.prompts["reply_schema"], schema=schema_text(call.schema))
+            content = content + "\n" + note if isinstance(content, str) else [*content, {"type": "text", "text": note}]
+        return [{"role": "system", "content": self.system}, {"role": "user", "content": content}]
 
     async def _ask(self, job: _Job, call: Call):
         async with self.sem:

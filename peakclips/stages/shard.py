@@ -24,7 +24,7 @@ import time
 from collections import Counter
 
 from peakclips import __version__, shards, storage
-from peakclips.errors import machine_error, row_error, storage_fault
+from peakclips.errors import OutputError, machine_error, row_error, storage_fault
 from peakclips.schema import INDEX_COLUMNS, SCHEMA_VERSION, RunInfo, Sample, ShardStats
 from peakclips.spans import length
 from peakclips.stages import Stage, stage_seconds
@@ -166,9 +166,11 @@ def _add_member(tar: tarfile.TarFile, name: str, data: bytes) -> None:
     tar.addfile(info, io.BytesIO(data))
 
 
-def finalize_shard(output: str, shard_id: int, expected: list[int], run: RunInfo) -> ShardStats:
-    """Assemble shard `shard_id` from its staged videos (manifest indices `expected`, in order);
-    returns its stats. Idempotent: a retry or a resumed run rebuilds the same files."""
+def finalize_shard(output: str, shard_id: int, expected: dict[int, str], run: RunInfo) -> ShardStats:
+    """Assemble shard `shard_id` from its staged videos (`expected`: manifest index -> the resume
+    key this run gave the video, in manifest order); returns its stats. Idempotent: a retry or a
+    resumed run rebuilds the same files. A staged video whose resume key is not this run's (another
+    run with another config or manifest wrote it) stops the shard before anything is published."""
     import pyarrow.parquet as pq
 
     folder = shards.staging_dir(output, shard_id)
@@ -178,6 +180,10 @@ def finalize_shard(output: str, shard_id: int, expected: list[int], run: RunInfo
     if [r["index"] for r in records] != list(expected):
         raise RuntimeError(f"shard {shard_id}: staged videos {[r['index'] for r in records]} "
                            f"are not the shard's videos {list(expected)}")
+    if foreign := [r["index"] for r in records if r.get("resume_key") != expected[r["index"]]]:
+        raise OutputError(f"shard {shard_id}: staged video(s) {foreign[:5]} in {folder} were written by another "
+                          "run (another config or manifest): is another run writing to this output? Nothing of the "
+                          "shard was published; re-run when it has ended")
     name = shards.shard_name(shard_id)
     with storage.build_dir(output, f"{shard_id:06d}") as tmp:
         tar_path = shards.tar_path(tmp, name)  # built locally under the final names, then uploaded

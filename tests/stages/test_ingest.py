@@ -53,7 +53,7 @@ def test_public_address_passes(monkeypatch):
     vet("http://videos.test/a.mp4", [])  # resolution only: nothing is fetched
 
 
-@pytest.mark.parametrize("uri, code", [("ftp://x/a.mp4", "scheme_not_allowed"), ("s3://b/a.mp4", "scheme_not_allowed"),
+@pytest.mark.parametrize("uri, code", [("ftp://x/a.mp4", "scheme_not_allowed"), ("s3://b/a.mp4", "prefix_not_allowed"),
                                        ("file:///etc/passwd", "path_not_allowed"), ("/etc/passwd", "path_not_allowed")])
 def test_other_schemes_and_paths_are_refused(tmp_path, uri, code):
     row = {"uri": uri, "shard_id": 0, "key": "k", "error": None}
