@@ -219,7 +219,7 @@ class RayConfig(Strict):
     """None = RAY_ADDRESS from the environment, else a local Ray instance."""
     num_cpus: int | None = Field(None, ge=1, le=1 << 16)
     """CPUs for a local instance (None = all)."""
-    window: int = Field(1000, ge=1)
+    window: int = Field(1000, ge=1, le=1_000_000)
     """Videos per Ray Data dataset: the driver feeds the run's videos as a sequence of datasets of
     this many, because Ray Data keeps bookkeeping for every video of a dataset until it ends
     (peakclips/driver.py; docs/benchmarks.md, scale)."""
@@ -229,16 +229,16 @@ class FaultsConfig(Strict):
     """When a worker process or a node is lost, or a stage never returns (docs/architecture.md,
     the fault model): bounded retries, then a row error; the run goes on."""
 
-    retries: int = Field(2, ge=0)
+    retries: int = Field(2, ge=0, le=100)
     """Ray runs a stage again this many times when its worker process died (a crash, an
     out-of-memory kill, a lost node); a video that still did not come back then runs once more on
     its own, stage by stage, with as many retries, before it gets `<stage>:worker_lost`."""
-    timeout_s: float = Field(300.0, gt=0)
+    timeout_s: float = Field(300.0, gt=0, le=7 * DAY_S)
     """A stage's deadline for one video is timeout_s + timeout_per_video_s x the video's
     duration, at most max_timeout_s (ingest adds ingest.download_timeout_s). Past it the row
     gets `<stage>:timeout`, without retries (a decoder that hangs on a file hangs again)."""
-    timeout_per_video_s: float = Field(2.0, ge=0)
-    max_timeout_s: float = Field(6 * 3600.0, gt=0)
+    timeout_per_video_s: float = Field(2.0, ge=0, le=3600)
+    max_timeout_s: float = Field(6 * 3600.0, gt=0, le=7 * DAY_S)
 
     def deadline_s(self, duration_s: float) -> float:
         return min(self.max_timeout_s, self.timeout_s + self.timeout_per_video_s * max(0.0, duration_s))

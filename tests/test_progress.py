@@ -52,12 +52,17 @@ def test_a_live_bar_on_a_terminal_and_log_lines_on_their_own():
             def log(message):
                 logged.append((message, screen()))
 
-            def screen():
+            def screen(until: str = "\x1b[K"):
+                # The pty hands written bytes to the reader asynchronously (the kernel's line
+                # discipline runs later): read until the expected ending is there, or 5 s.
                 os.set_blocking(leader, False)
-                try:
-                    return os.read(leader, 65536).decode()
-                except BlockingIOError:
-                    return ""
+                text, deadline = "", time.monotonic() + 5
+                while not text.endswith(until) and time.monotonic() < deadline:
+                    try:
+                        text += os.read(leader, 65536).decode()
+                    except BlockingIOError:
+                        time.sleep(0.01)
+                return text
 
             with Progress(total=4, shards=2, stream=tty, interval_s=60, log=log) as p:
                 assert p.live and p.interval_s == 1.0  # a terminal is redrawn every second
@@ -65,7 +70,7 @@ def test_a_live_bar_on_a_terminal_and_log_lines_on_their_own():
                 drawn = screen()
                 p.video_done("ok")
                 p.log("shard 0 done")
-            final = screen()
+            final = screen(until="\r\n")
     finally:
         os.close(leader)
         os.close(follower)
