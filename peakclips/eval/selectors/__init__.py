@@ -51,6 +51,26 @@ class Selector:
         raise NotImplementedError
 
 
+class CurveSelector(Selector):
+    """A selector that picks k of the candidate frames by their query similarities alone."""
+
+    uses_clip = True
+
+    def __init__(self, ctx: Context):
+        self.ctx = ctx
+
+    def settings(self) -> dict:
+        return self.ctx.clip_settings()
+
+    def pick(self, sims, k: int) -> list[int]:
+        """The indices of the k frames picked from the similarity curve."""
+        raise NotImplementedError
+
+    def select(self, item: Item, duration_s: float, k: int) -> Selection:
+        times, sims = self.ctx.similarity.curve(item, k)
+        return Selection([float(times[i]) for i in self.pick(sims, k)])
+
+
 @dataclass
 class Context:
     """What selectors share: where they may keep files, and the CLIP and pipeline settings."""

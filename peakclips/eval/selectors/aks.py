@@ -18,8 +18,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from peakclips.eval.benchmarks import Item
-from peakclips.eval.selectors import Context, Selection, Selector
+from peakclips.eval.selectors import CurveSelector
 from peakclips.eval.selectors.clip_topk import top_k
 
 THRESHOLD = 0.8
@@ -58,16 +57,8 @@ def judge_and_split(scores: np.ndarray, k: int, threshold: float = THRESHOLD, ma
     return visit(0, len(s), k, 0)
 
 
-class AKS(Selector):
+class AKS(CurveSelector):
     name = "aks"
-    uses_clip = True
 
-    def __init__(self, ctx: Context):
-        self.ctx = ctx
-
-    def settings(self) -> dict:
-        return self.ctx.clip_settings()
-
-    def select(self, item: Item, duration_s: float, k: int) -> Selection:
-        times, sims = self.ctx.similarity.curve(item, k)
-        return Selection([float(times[i]) for i in judge_and_split(sims, k)])
+    def pick(self, sims, k: int) -> list[int]:
+        return judge_and_split(sims, k)

@@ -10,8 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from peakclips.eval.benchmarks import Item
-from peakclips.eval.selectors import Context, Selection, Selector
+from peakclips.eval.selectors import CurveSelector
 
 
 def top_k(sims: np.ndarray, k: int) -> list[int]:
@@ -23,16 +22,8 @@ def top_k(sims: np.ndarray, k: int) -> list[int]:
     return sorted(np.argsort(-np.asarray(sims), kind="stable")[:k].tolist())
 
 
-class ClipTopK(Selector):
+class ClipTopK(CurveSelector):
     name = "clip-topk"
-    uses_clip = True
 
-    def __init__(self, ctx: Context):
-        self.ctx = ctx
-
-    def settings(self) -> dict:
-        return self.ctx.clip_settings()
-
-    def select(self, item: Item, duration_s: float, k: int) -> Selection:
-        times, sims = self.ctx.similarity.curve(item, k)
-        return Selection([float(times[i]) for i in top_k(sims, k)])
+    def pick(self, sims, k: int) -> list[int]:
+        return top_k(sims, k)
