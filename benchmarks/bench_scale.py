@@ -152,6 +152,7 @@ def run_pipeline(manifest: Path, folder: Path, url: str) -> dict:
     if proc.returncode != 0:
         raise RuntimeError(f"peakclips run exited {proc.returncode}:\n{stdout[-2000:]}{''.join(log)[-3000:]}")
     return {"wall_s": wall, "done_at": done_at, "memory": memory, "worker_processes": len(sampler.worker_pids),
+            "driver_rss_trace": [(t, rss) for t, rss, *_ in sampler.series[::10]],  # (s, MiB) every 5 s
             **outcome(out, manifest)}
 
 

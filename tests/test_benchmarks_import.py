@@ -27,3 +27,27 @@ def test_clip_benchmark_rows_come_from_the_frames_stage():
     assert len(rows) == 6
     assert all(0 < len(r["scene_frames"]) <= MAX_SCENES and len(r["scene_frames"]) == len(r["scenes"]) for r in rows)
     assert all(f[:2] == b"\xff\xd8" for r in rows for s in r["scene_frames"] for f in s)  # JPEGs
+
+
+def test_scale_report_reads_back_a_partial_scale_json():
+    """bench_scale's report over a scale.json read back (string keys), one N without its pool
+    part: the tables show what ran, '-' for what did not, and the driver's slope between the N."""
+    import json
+    import math
+
+    from benchmarks.bench_scale import halves, report
+
+    def pipeline(n, rss):
+        done_at = {0: 5.0, **{k: 5.0 + k for k in range(1, n + 1)}}
+        return {"wall_s": 10.0 + n, "done_at": done_at, "worker_processes": 11,
+                "memory": {"driver_rss": rss, "workers_pss": 2000.0, "object_store": 1.0},
+                "stage_seconds": {"ingest": 0.1 * n, "scenes": 0.3 * n}}
+
+    results = {"load_1min": {10: 1.0, 30: 2.0}, 10: {"pipeline": pipeline(10, 250.0), "pool": {
+        "wall_s": 8.0, "stage_seconds": {"ingest": 1.0, "scenes": 3.0}}}, 30: {"pipeline": pipeline(30, 251.0)},
+        "manifest": {"all": {"rows": 100, "shards": 1, "kept": 100, "wall_s": 0.1, "peak_mib": 50.0}}}
+    text = report(json.loads(json.dumps(results)))
+    assert "| 10 | 20 s | 30.0 | 60.0 | 60.0 | 1.00 | 75.0 | **0.40** | 250 MiB |" in text
+    assert "| 30 | 40 s | 45.0 | 60.0 | 60.0 | 1.00 | - | - | 251 MiB |" in text
+    assert "**Driver slope: +51.2 KiB per video**" in text
+    assert math.isnan(halves({0: 1.0, 1: 2.0, 10: 3.0, 20: 3.0}, 20)[1])  # the second half ended within one line

@@ -193,8 +193,10 @@ def test_a_worker_killed_whenever_it_decodes_the_poison_video_costs_that_row_onl
     stats = json.loads((out / "peakclips-000000_stats.json").read_text())
     assert stats["videos"]["total"] == 3 and stats["errors"] == {"scenes:worker_lost": 1}, stats
     assert stats["videos"]["ok"] + stats["videos"]["dropped"] == 2
-    # Ray's retry in the stream (1 + 1), then the driver's isolated run (1 + 1): four deaths.
-    assert len(set(killed)) == 4, killed
+    # Ray's retry in the stream (1 + 1), then the driver's isolated run (1 + 1): four deaths; six
+    # when the dataset as a whole stopped first and got its second chance (driver.stream), which a
+    # loaded machine can make happen. Bounded either way.
+    assert 4 <= len(set(killed)) <= 6, killed
     assert "1 video(s) did not come back" in proc.stdout and "poison_mix: scenes:worker_lost" in proc.stdout
     # Without a terminal, progress comes as plain lines (every --progress seconds, and at the end).
     assert "progress: 3/3 videos 100% | ok " in proc.stderr and "\r" not in proc.stderr

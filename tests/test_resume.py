@@ -74,7 +74,7 @@ def test_a_finalize_killed_after_publishing_the_tar_is_completed_by_the_rerun(ra
     cfg = load_config(SAMPLE_CONFIG, overrides + ["highlights.filters.dedup_queries=false"])
     out, clean = tmp_path / "out", tmp_path / "clean"
     info = run_info(cfg, "clip.enabled is false", str(out / "_scratch"))
-    keys = stage_in_process(cfg, manifest, out, info)
+    keys = stage_in_process(cfg, manifest, out, info)[0]  # shard 0's videos and resume keys
     shutil.copytree(out / "_staging", clean / "_staging")
     finalize_shard(str(clean), 0, keys, info.model_copy(update={"scratch": str(clean / "_scratch")}))
 
