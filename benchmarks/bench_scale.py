@@ -197,7 +197,8 @@ def run_pool(manifest: Path, folder: Path, url: str) -> dict:
     """The same stages over the same videos in a plain process pool; the parent finalizes shards."""
     from peakclips.config import load_config
     from peakclips.manifest import plan_manifest
-    from peakclips.pipeline import resolve_paths, run_info, shard_keys, video_items
+    from peakclips.pipeline import resolve_paths, run_info, video_items
+    from peakclips.resume import shard_keys
     from peakclips.stages.shard import finalize_shard
 
     out, cache = folder / "out_pool", folder / "cache_pool.sqlite"

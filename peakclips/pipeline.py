@@ -30,7 +30,7 @@ from peakclips.config import ConfigError, RunConfig, public_name, published_conf
 from peakclips.errors import OutputError
 from peakclips.manifest import ManifestRow, plan_manifest
 from peakclips.redact import hide_paths
-from peakclips.resume import fingerprint, other_config_note, prepare, resume_key
+from peakclips.resume import fingerprint, other_config_note, prepare, shard_keys, task_resume_key
 from peakclips.schema import RunInfo, ShardStats
 from peakclips.shards import is_complete, staging_root
 
@@ -136,17 +136,8 @@ def video_items(tasks, run: RunInfo) -> list[dict]:
         row = ManifestRow.model_validate_json(t.manifest_json)
         items.append({"index": t.index, "shard_id": t.shard_id, "key": t.key, "video_id": row.video_id,
                       "uri": row.uri, "manifest": t.manifest_json, "error": None, "error_detail": None,
-                      "resume_key": resume_key(run.fingerprint, t.index, t.key, t.manifest_json)})
+                      "resume_key": task_resume_key(t, run)})
     return items
-
-
-def shard_keys(tasks, run: RunInfo) -> dict[int, dict[int, str]]:
-    """shard id -> {manifest index: resume key} of its videos, in manifest order: what
-    `finalize_shard` takes (it publishes no staged video whose key is not one of these)."""
-    keys: dict[int, dict[int, str]] = {}
-    for t in tasks:
-        keys.setdefault(t.shard_id, {})[t.index] = resume_key(run.fingerprint, t.index, t.key, t.manifest_json)
-    return keys
 
 
 @dataclass

@@ -60,13 +60,27 @@ def remove_temporaries(output: str, shard_id: int) -> int:
     return len(stale)
 
 
+def task_resume_key(task, run: RunInfo) -> str:
+    """The resume key `run` gives the video of manifest task `task` (a VideoTask)."""
+    return resume_key(run.fingerprint, task.index, task.key, task.manifest_json)
+
+
+def shard_keys(tasks, run: RunInfo) -> dict[int, dict[int, str]]:
+    """shard id -> {manifest index: resume key} of its videos, in manifest order: what
+    `finalize_shard` takes (it publishes no staged video whose key is not one of these)."""
+    keys: dict[int, dict[int, str]] = {}
+    for t in tasks:
+        keys.setdefault(t.shard_id, {})[t.index] = task_resume_key(t, run)
+    return keys
+
+
 def prepare(output: str, shard_ids: list[int], tasks, run: RunInfo, force: bool) -> ResumePlan:
     """Clean the selected incomplete shards and return which staged videos to keep.
 
     `tasks` are the manifest's VideoTasks for `shard_ids`; `force` keeps nothing.
     """
     plan = ResumePlan()
-    expected = {t.index: resume_key(run.fingerprint, t.index, t.key, t.manifest_json) for t in tasks}
+    keys = shard_keys(tasks, run)
     plan.removed += storage.abort_uploads(output, tuple(shards.shard_name(s) for s in shard_ids) + tuple(
         f"{shards.STAGING}/{s:06d}/" for s in shard_ids))
     for shard_id in shard_ids:
@@ -90,7 +104,7 @@ def prepare(output: str, shard_ids: list[int], tasks, run: RunInfo, force: bool)
             except (json.JSONDecodeError, UnicodeDecodeError, OSError):  # unreadable: the video is redone
                 record = {}
             has_frames = record.get("sample") is None or index in frames
-            if record.get("resume_key") == expected.get(index) and has_frames:
+            if record.get("resume_key") == keys.get(shard_id, {}).get(index) and has_frames:
                 kept.add(index)
         for name in names:
             if not (name in staged and staged[name][0] in kept):

@@ -45,7 +45,8 @@ def stage_in_process(cfg, manifest: Path, output: Path, info: RunInfo) -> dict[i
     """The pipeline's stages applied to each video in this process (no Ray): staged files only.
     Returns each shard's videos (manifest index -> resume key), for `finalize_shard`."""
     from peakclips.manifest import plan_tasks, read_manifest
-    from peakclips.pipeline import run_in_process, shard_keys, stage_specs, video_items
+    from peakclips.pipeline import run_in_process, stage_specs, video_items
+    from peakclips.resume import shard_keys
 
     tasks = plan_tasks(read_manifest(manifest), cfg.shard_size)
     run_in_process(video_items(tasks, info), stage_specs(cfg, str(output), info))
