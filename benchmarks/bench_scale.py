@@ -51,6 +51,8 @@ QUICK = os.environ.get("PEAKCLIPS_BENCH_QUICK") == "1"
 SIZES = (20, 60) if QUICK else (500, 2000) + ((10_000,) if os.environ.get("PEAKCLIPS_BENCH_SCALE_10K") == "1" else ())
 if os.environ.get("PEAKCLIPS_BENCH_SCALE_SIZES"):  # e.g. "2000": only these N (the report merges runs' scale.json)
     SIZES = tuple(int(n) for n in os.environ["PEAKCLIPS_BENCH_SCALE_SIZES"].split(","))
+NO_POOL = {int(n) for n in os.environ.get("PEAKCLIPS_BENCH_SCALE_NO_POOL", "").split(",") if n}
+"""The N run without the pool (the pool's rate does not depend on N; at 10,000 it would add an hour)."""
 MANIFEST_ROWS = 100_000 if QUICK else 1_000_000
 RAY_CPUS = 2
 LATENCY_S = 0.1
@@ -152,7 +154,7 @@ def run_pipeline(manifest: Path, folder: Path, url: str) -> dict:
     if proc.returncode != 0:
         raise RuntimeError(f"peakclips run exited {proc.returncode}:\n{stdout[-2000:]}{''.join(log)[-3000:]}")
     return {"wall_s": wall, "done_at": done_at, "memory": memory, "worker_processes": len(sampler.worker_pids),
-            "driver_rss_trace": [(t, rss) for t, rss, *_ in sampler.series[::10]],  # (s, MiB) every 5 s
+            "driver_rss_trace": [(t, rss) for t, rss, *_ in sampler.series[::2]],  # (s, MiB) every second
             **outcome(out, manifest)}
 
 
@@ -274,6 +276,39 @@ def _time_of(done_at: dict[int, float], k: int) -> float:
     return done_at[min(c for c in done_at if c >= k)]
 
 
+def window_peaks(run: dict, n: int, window: int) -> list[float]:
+    """The driver's peak RSS (MiB) while each window of `window` videos was being done: from the
+    time the previous window's last video was done (the start for the first) to this one's."""
+    done_at = {int(k): v for k, v in run["done_at"].items()}
+    trace = run.get("driver_rss_trace") or []
+    bounds = [0.0] + [_time_of(done_at, min(k, n)) for k in range(window, n + window, window)]
+    return [max((rss for t, rss in trace if start <= t <= end), default=math.nan)
+            for start, end in zip(bounds, bounds[1:])]
+
+
+def window_table(r: dict, measured: list[int], window: int | None = None) -> list[str]:
+    """Per window: the driver's growth per video read from one run, at a full window's fill. The
+    first window also holds the driver's start-up, so the fit starts at the second."""
+    from peakclips.config import RayConfig
+
+    window = window or RayConfig().window
+    rows = [(n, window_peaks(r[n]["pipeline"], n, window)) for n in measured if r[n]["pipeline"].get("driver_rss_trace")]
+    if not rows:
+        return []
+    lines = ["", f"Driver peak RSS per window of {window} videos (`ray.window`; MiB):", "",
+             "| videos | " + " | ".join(f"w{i + 1}" for i in range(max(len(p) for _, p in rows))) + " | slope from w2 |",
+             "|---|" + "---|" * (max(len(p) for _, p in rows) + 1)]
+    for n, peaks in rows:
+        later = [(i * window, p) for i, p in enumerate(peaks) if i >= 1 and not math.isnan(p)]
+        slope = "-"
+        if len(later) >= 2:
+            mx, my = sum(x for x, _ in later) / len(later), sum(y for _, y in later) / len(later)
+            fit = sum((x - mx) * (y - my) for x, y in later) / sum((x - mx) ** 2 for x, _ in later)
+            slope = f"{fit * 1024:+.1f} KiB/video"
+        lines.append(f"| {n} | " + " | ".join(f"{p:.0f}" for p in peaks) + f" | {slope} |")
+    return lines
+
+
 def main(out_dir) -> str:
     folder = Path(out_dir).resolve() / "scale"
     folder.mkdir(parents=True, exist_ok=True)
@@ -284,7 +319,7 @@ def main(out_dir) -> str:
             manifest = write_inputs(folder, n)
             results["load_1min"][n] = os.getloadavg()[0]
             results[n] = {"started": time.strftime("%H:%M:%S", time.gmtime())}
-            for name, run in (("pipeline", run_pipeline), ("pool", run_pool)):
+            for name, run in (("pipeline", run_pipeline), ("pool", run_pool))[:1 if n in NO_POOL else 2]:
                 results[n][name] = run(manifest, folder, server.url)
                 results[n][name]["load_1min_end"] = os.getloadavg()[0]
                 save(out_dir, results)
@@ -322,12 +357,12 @@ def report(r: dict) -> str:
                      f"| {pool} | {m['driver_rss']:.0f} MiB "
                      f"| {m['workers_pss']:.0f} MiB | {m['object_store']:.1f} MiB | {p['worker_processes']} |")
     measured = [n for n in sizes if r[n].get("pipeline")]
-    if len(measured) >= 2:
-        small, large = measured[0], measured[-1]
+    for small, large in zip(measured, measured[1:]):
         slope = ((r[large]["pipeline"]["memory"]["driver_rss"] - r[small]["pipeline"]["memory"]["driver_rss"]) * 1024
                  / (large - small))
-        lines += ["", f"**Driver slope: {slope:+.1f} KiB per video** (peak RSS at {large} minus at {small}, over "
-                      f"{large - small} videos)."]
+        lines += ["", f"Driver slope between the two N: **{slope:+.1f} KiB per video** (peak RSS at {large} minus at "
+                      f"{small}, over {large - small} videos)."]
+    lines += window_table(r, measured)
     if measured:
         stages = list(r[measured[0]]["pipeline"]["stage_seconds"])
         lines += ["", "Where a video's time goes (seconds per video: each stage's own wall time, summed over the "

@@ -160,9 +160,12 @@ def stage_specs(cfg: RunConfig, output: str, run: RunInfo, gpu: bool = False) ->
     """The stages in order (SPEC section 2), with their resources.
 
     CPU reservations: a decode task takes a whole CPU (it uses more, through the decoder's
-    threads); the annotator actors wait on the network and the highlights actor does a few small
-    embeddings, so they reserve none: any fraction they held would leave a 1-CPU node unable to
-    run a decode task at all.
+    threads); the annotator actors wait on the network, the highlights actor does a few small
+    embeddings and the shard actor writes a small record, so they reserve none: any fraction they
+    held would leave a 1-CPU node unable to run a decode task at all. The shard stage is an actor,
+    not a 1-CPU task, for the same reason at the other end: Ray Data reserves each task stage one
+    task's CPUs, so a 1-CPU shard stage kept one of a 2-CPU machine's cores for a job of a
+    millisecond and the decode ran one video at a time (docs/benchmarks.md, scale).
     """
     from peakclips.llm import Secret
     from peakclips.prompts import load_prompts
@@ -190,7 +193,7 @@ def stage_specs(cfg: RunConfig, output: str, run: RunInfo, gpu: bool = False) ->
                   cfg.clip.num_cpus if clip_on else 0, num_gpus=1 if clip_on and gpu else 0,
                   max_actors=cfg.clip.num_actors),
         StageSpec("highlights", Highlights, {"cfg": cfg.highlights, "clip": cfg.clip}, "actors", 0),
-        StageSpec("shard", StageSample, {"output": output, "run": run}, "tasks", 1),
+        StageSpec("shard", StageSample, {"output": output, "run": run}, "actors", 0),
     ]
 
 

@@ -49,5 +49,21 @@ def test_scale_report_reads_back_a_partial_scale_json():
     text = report(json.loads(json.dumps(results)))
     assert "| 10 | 20 s | 30.0 | 60.0 | 60.0 | 1.00 | 75.0 | **0.40** | 250 MiB |" in text
     assert "| 30 | 40 s | 45.0 | 60.0 | 60.0 | 1.00 | - | - | 251 MiB |" in text
-    assert "**Driver slope: +51.2 KiB per video**" in text
+    assert "Driver slope between the two N: **+51.2 KiB per video**" in text
     assert math.isnan(halves({0: 1.0, 1: 2.0, 10: 3.0, 20: 3.0}, 20)[1])  # the second half ended within one line
+
+
+def test_scale_window_table_fits_the_driver_growth_from_the_second_window():
+    """The driver's peak RSS per window of videos, from the RSS trace and the progress lines; the
+    slope is a least-squares fit over the windows after the first (which holds the start-up)."""
+    from benchmarks.bench_scale import window_peaks, window_table
+
+    # 40 videos, one a second from t = 1; windows of 10 end at t = 10, 20, 30, 40. The driver
+    # starts at 100 MiB, jumps to 200 in the first window, then grows 1 MiB per window of 10.
+    done_at = {k: float(k) for k in range(1, 41)}
+    trace = [(0.0, 100)] + [(float(t), 200 + (t - 1) // 10) for t in range(1, 41)]
+    run = {"done_at": {str(k): v for k, v in done_at.items()}, "driver_rss_trace": trace}
+    assert window_peaks(run, 40, 10) == [200, 201, 202, 203]
+    lines = window_table({40: {"pipeline": run}}, [40], window=10)
+    assert lines[-1] == "| 40 | 200 | 201 | 202 | 203 | +102.4 KiB/video |"  # 1 MiB per 10 videos, w2..w4
+    assert window_table({40: {"pipeline": {"done_at": {}}}}, [40], window=10) == []  # no trace: no table
