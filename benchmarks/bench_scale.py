@@ -23,8 +23,9 @@ no two requests share an entry of the annotator's response cache.
   `manifest.plan_manifest` in a child process, all shards and shards 0-9: wall time and peak
   memory (VmHWM).
 
-N = 500 and 2,000; PEAKCLIPS_BENCH_SCALE_10K=1 adds 10,000 (hours on 2 cores);
-PEAKCLIPS_BENCH_SCALE_SIZES=2000 runs only the N listed; PEAKCLIPS_BENCH_QUICK=1 shrinks it to a
+N = 500 and 2,000; PEAKCLIPS_BENCH_SCALE_10K=1 adds 10,000 (41 min for the pipeline on 2 cores);
+PEAKCLIPS_BENCH_SCALE_SIZES=2000 runs only the N listed, in that order;
+PEAKCLIPS_BENCH_SCALE_NO_POOL=10000 leaves out the pool for the N listed; PEAKCLIPS_BENCH_QUICK=1 shrinks it to a
 smoke test (N = 20 and 60, a 100,000-line manifest). The manifest is measured first; each part's
 numbers are saved to bench-out/scale.json as soon as it ends (a run stopped later keeps them).
 """
@@ -295,9 +296,10 @@ def window_table(r: dict, measured: list[int], window: int | None = None) -> lis
     rows = [(n, window_peaks(r[n]["pipeline"], n, window)) for n in measured if r[n]["pipeline"].get("driver_rss_trace")]
     if not rows:
         return []
+    most = max(len(p) for _, p in rows)
     lines = ["", f"Driver peak RSS per window of {window} videos (`ray.window`; MiB):", "",
-             "| videos | " + " | ".join(f"w{i + 1}" for i in range(max(len(p) for _, p in rows))) + " | slope from w2 |",
-             "|---|" + "---|" * (max(len(p) for _, p in rows) + 1)]
+             "| videos | " + " | ".join(f"w{i + 1}" for i in range(most)) + " | slope from w2 |",
+             "|---|" + "---|" * (most + 1)]
     for n, peaks in rows:
         later = [(i * window, p) for i, p in enumerate(peaks) if i >= 1 and not math.isnan(p)]
         slope = "-"
@@ -305,7 +307,7 @@ def window_table(r: dict, measured: list[int], window: int | None = None) -> lis
             mx, my = sum(x for x, _ in later) / len(later), sum(y for _, y in later) / len(later)
             fit = sum((x - mx) * (y - my) for x, y in later) / sum((x - mx) ** 2 for x, _ in later)
             slope = f"{fit * 1024:+.1f} KiB/video"
-        lines.append(f"| {n} | " + " | ".join(f"{p:.0f}" for p in peaks) + f" | {slope} |")
+        lines.append(f"| {n} | " + " | ".join([f"{p:.0f}" for p in peaks] + [""] * (most - len(peaks))) + f" | {slope} |")
     return lines
 
 
@@ -360,8 +362,8 @@ def report(r: dict) -> str:
     for small, large in zip(measured, measured[1:]):
         slope = ((r[large]["pipeline"]["memory"]["driver_rss"] - r[small]["pipeline"]["memory"]["driver_rss"]) * 1024
                  / (large - small))
-        lines += ["", f"Driver slope between the two N: **{slope:+.1f} KiB per video** (peak RSS at {large} minus at "
-                      f"{small}, over {large - small} videos)."]
+        lines += ["", f"Driver slope from {small} to {large} videos: **{slope:+.1f} KiB per video** (peak RSS at "
+                      f"{large} minus at {small}, over {large - small} videos)."]
     lines += window_table(r, measured)
     if measured:
         stages = list(r[measured[0]]["pipeline"]["stage_seconds"])

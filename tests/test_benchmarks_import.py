@@ -49,7 +49,7 @@ def test_scale_report_reads_back_a_partial_scale_json():
     text = report(json.loads(json.dumps(results)))
     assert "| 10 | 20 s | 30.0 | 60.0 | 60.0 | 1.00 | 75.0 | **0.40** | 250 MiB |" in text
     assert "| 30 | 40 s | 45.0 | 60.0 | 60.0 | 1.00 | - | - | 251 MiB |" in text
-    assert "Driver slope between the two N: **+51.2 KiB per video**" in text
+    assert "Driver slope from 10 to 30 videos: **+51.2 KiB per video**" in text
     assert math.isnan(halves({0: 1.0, 1: 2.0, 10: 3.0, 20: 3.0}, 20)[1])  # the second half ended within one line
 
 
@@ -66,4 +66,7 @@ def test_scale_window_table_fits_the_driver_growth_from_the_second_window():
     assert window_peaks(run, 40, 10) == [200, 201, 202, 203]
     lines = window_table({40: {"pipeline": run}}, [40], window=10)
     assert lines[-1] == "| 40 | 200 | 201 | 202 | 203 | +102.4 KiB/video |"  # 1 MiB per 10 videos, w2..w4
+    short = {"done_at": {str(k): float(k) for k in range(1, 16)}, "driver_rss_trace": trace[:16]}
+    lines = window_table({15: {"pipeline": short}, 40: {"pipeline": run}}, [15, 40], window=10)
+    assert lines[-2] == "| 15 | 200 | 201 |  |  | - |"  # fewer windows: empty cells, no fit from one window
     assert window_table({40: {"pipeline": {"done_at": {}}}}, [40], window=10) == []  # no trace: no table
