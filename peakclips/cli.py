@@ -51,7 +51,10 @@ def cmd_run(args) -> int:
           local_manifest(args.manifest, columns(args)) as manifest):
         try:
             run(cfg, manifest, output, args.shards, args.force, progress_s=args.progress, verbose=args.verbose)
-        except KeyboardInterrupt:
+        except BaseException:
+            # The watch interrupts the main thread, and where that lands Ray's code can turn the
+            # KeyboardInterrupt into another exception (once in CI, under load: exit 1 and no
+            # sentence), so any exception after the watch fired ends the run with its sentence.
             if watch.message is None:
                 raise
             print(f"peakclips: error: {watch.message}", file=sys.stderr)
