@@ -39,6 +39,7 @@ import multiprocessing
 import os
 import re
 import shutil
+import statistics
 import subprocess
 import sys
 import threading
@@ -304,8 +305,7 @@ def window_table(r: dict, measured: list[int], window: int | None = None) -> lis
         later = [(i * window, p) for i, p in enumerate(peaks) if i >= 1 and not math.isnan(p)]
         slope = "-"
         if len(later) >= 2:
-            mx, my = sum(x for x, _ in later) / len(later), sum(y for _, y in later) / len(later)
-            fit = sum((x - mx) * (y - my) for x, y in later) / sum((x - mx) ** 2 for x, _ in later)
+            fit = statistics.linear_regression(*zip(*later)).slope  # MiB per video
             slope = f"{fit * 1024:+.1f} KiB/video"
         lines.append(f"| {n} | " + " | ".join([f"{p:.0f}" for p in peaks] + [""] * (most - len(peaks))) + f" | {slope} |")
     return lines
@@ -321,7 +321,8 @@ def main(out_dir) -> str:
             manifest = write_inputs(folder, n)
             results["load_1min"][n] = os.getloadavg()[0]
             results[n] = {"started": time.strftime("%H:%M:%S", time.gmtime())}
-            for name, run in (("pipeline", run_pipeline), ("pool", run_pool))[:1 if n in NO_POOL else 2]:
+            runs = [("pipeline", run_pipeline)] + ([] if n in NO_POOL else [("pool", run_pool)])
+            for name, run in runs:
                 results[n][name] = run(manifest, folder, server.url)
                 results[n][name]["load_1min_end"] = os.getloadavg()[0]
                 save(out_dir, results)

@@ -22,7 +22,7 @@ class ShardTracker:
     is dropped once it is complete, so the driver holds only the shards in progress."""
 
     expected: dict[int, dict[int, str]]
-    """shard id -> {manifest index: resume key} of its videos, in order (pipeline.shard_keys)."""
+    """shard id -> {manifest index: resume key} of its videos, in order (resume.shard_keys)."""
     staged: dict[int, set[int]] = field(default_factory=dict)
 
     def add(self, shard_id: int, index: int) -> bool:

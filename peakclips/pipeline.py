@@ -30,7 +30,7 @@ from peakclips.config import ConfigError, RunConfig, public_name, published_conf
 from peakclips.errors import OutputError
 from peakclips.manifest import ManifestRow, plan_manifest
 from peakclips.redact import hide_paths
-from peakclips.resume import fingerprint, other_config_note, prepare, shard_keys, task_resume_key
+from peakclips.resume import fingerprint, other_config_note, prepare, task_resume_key
 from peakclips.schema import RunInfo, ShardStats
 from peakclips.shards import is_complete, staging_root
 
@@ -322,8 +322,6 @@ def build(cfg: RunConfig, manifest: str, output: str, shards: str | None = None,
     del plan
     resumed = prepare(output, todo, tasks, info, force)
     reused = set().union(*resumed.reused.values())
-    # Each shard's videos and their resume keys: finalize_shard publishes no staged video of another run.
-    expected = shard_keys(tasks, info)
     todo_tasks = [t for t in tasks if t.index not in reused]
     del tasks
     log(f"building {len(todo)} shard(s) into {output}: {len(todo_tasks)} videos to process, {len(reused)} "
@@ -335,7 +333,8 @@ def build(cfg: RunConfig, manifest: str, output: str, shards: str | None = None,
     from peakclips.raylogs import filter_stderr
 
     init_ray(cfg, verbose)
-    tracker = ShardTracker(expected, {s: set(resumed.reused.get(s, ())) for s in todo})
+    # Each shard's videos and their resume keys: finalize_shard publishes no staged video of another run.
+    tracker = ShardTracker(resumed.keys, {s: set(resumed.reused.get(s, ())) for s in todo})
     with (filter_stderr(enabled=not verbose) as stderr,
           Progress(len(todo_tasks) + len(reused), len(todo), done=len(reused), stream=stderr.real_stderr,
                    interval_s=progress_s, log=log) as progress):

@@ -50,6 +50,9 @@ class ResumePlan:
     """shard id -> manifest indices of staged videos kept from an earlier run."""
     removed: int = 0
     """Staged or temporary files deleted (stale, foreign or half-written)."""
+    keys: dict[int, dict[int, str]] = field(default_factory=dict)
+    """shard id -> {manifest index: resume key} of the selected shards' videos (`shard_keys`):
+    what the staged records were checked against, and what `finalize_shard` takes."""
 
 
 def remove_temporaries(output: str, shard_id: int) -> int:
@@ -79,8 +82,7 @@ def prepare(output: str, shard_ids: list[int], tasks, run: RunInfo, force: bool)
 
     `tasks` are the manifest's VideoTasks for `shard_ids`; `force` keeps nothing.
     """
-    plan = ResumePlan()
-    keys = shard_keys(tasks, run)
+    plan = ResumePlan(keys=shard_keys(tasks, run))
     plan.removed += storage.abort_uploads(output, tuple(shards.shard_name(s) for s in shard_ids) + tuple(
         f"{shards.STAGING}/{s:06d}/" for s in shard_ids))
     for shard_id in shard_ids:
@@ -104,7 +106,7 @@ def prepare(output: str, shard_ids: list[int], tasks, run: RunInfo, force: bool)
             except (json.JSONDecodeError, UnicodeDecodeError, OSError):  # unreadable: the video is redone
                 record = {}
             has_frames = record.get("sample") is None or index in frames
-            if record.get("resume_key") == keys.get(shard_id, {}).get(index) and has_frames:
+            if record.get("resume_key") == plan.keys.get(shard_id, {}).get(index) and has_frames:
                 kept.add(index)
         for name in names:
             if not (name in staged and staged[name][0] in kept):
