@@ -1,6 +1,7 @@
 """The driver's loop of `peakclips run`: the selected videos through the stages, what comes back
 counted per shard, each shard finalized as soon as its last video is staged, and the videos a
-lost worker or node left unfinished run once more on their own (peakclips/faults.py).
+lost worker or node left unfinished run once more on their own (peakclips/faults.py); those
+of them that were staged although their rows were lost are kept, not run again.
 
 Videos go to Ray Data in windows of `ray.window` videos, one dataset after the other: Ray Data
 keeps bookkeeping for every block of a dataset (one block per video) until that dataset is done,
@@ -52,11 +53,14 @@ def windows(items: list, size: int) -> Iterator[list]:
 
 
 def stream(items: list[dict], build: Callable[[list[dict]], Iterable[dict]], isolate: Callable[[list[dict]], Iterable[dict]],
-           log=print) -> Iterator[dict]:
+           staged: Callable[[list[dict]], dict[int, dict]], log=print) -> Iterator[dict]:
     """Every item through the stages: `build(items)` yields each item's last-stage row (a Ray Data
     dataset; a video whose worker died past its retries does not come back). What did not come
     back runs again: once more as a dataset when the whole dataset failed, then each video on
-    its own (`isolate`), which always accounts for it. Yields one row per item."""
+    its own (`isolate`), which always accounts for it. Before either, `staged(todo)` names the
+    videos among them that were staged although their rows never came back (index -> the row
+    the last stage would have returned): those are done and are not processed again. Yields
+    one row per item."""
     todo, attempt = items, 0
     while todo:
         seen: set[int] = set()
@@ -69,6 +73,10 @@ def stream(items: list[dict], build: Callable[[list[dict]], Iterable[dict]], iso
         except Exception as e:  # noqa: BLE001 - whatever stopped the dataset, its videos run again
             failure = f"{type(e).__name__}: {str(e).splitlines()[0][:300] if str(e) else ''}"
         todo = [item for item in todo if item["index"] not in seen]
+        if todo and (done := staged(todo)):
+            log(f"{len(done)} of the {len(todo)} video(s) whose rows did not come back were staged: kept as they are")
+            yield from done.values()
+            todo = [item for item in todo if item["index"] not in done]
         if not todo:
             return
         attempt += 1
@@ -89,7 +97,7 @@ def build_shards(tasks: list, tracker: ShardTracker, cfg, output: str, run, prog
     from peakclips import storage
     from peakclips.faults import run_isolated
     from peakclips.pipeline import _has_gpu, build_dataset, stage_specs, video_items
-    from peakclips.stages.shard import finalize_shard
+    from peakclips.stages.shard import finalize_shard, staged_reports
 
     finalize = ray.remote(num_cpus=0.5, max_retries=2)(finalize_shard)
     pending, finished = [], []
@@ -117,8 +125,11 @@ def build_shards(tasks: list, tracker: ShardTracker, cfg, output: str, run, prog
     def isolate(items: list[dict]):
         return run_isolated(items, specs, cfg.faults, download_s, log=progress.log)
 
+    def staged(items: list[dict]) -> dict[int, dict]:
+        return staged_reports(output, items)
+
     for window in windows(tasks, cfg.ray.window):
-        for row in stream(video_items(window, run), build, isolate, log=progress.log):
+        for row in stream(video_items(window, run), build, isolate, staged, log=progress.log):
             if row.get("storage_fault"):  # the disk is full or read-only: every next row would meet it
                 raise storage.storage_fault_error(output, row["storage_fault"])
             if not tracker.is_staged(row["shard_id"], row["index"]):

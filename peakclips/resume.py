@@ -105,8 +105,7 @@ def prepare(output: str, shard_ids: list[int], tasks, run: RunInfo, force: bool)
                 record = json.loads(storage.read_bytes(storage.join(folder, name)))
             except (json.JSONDecodeError, UnicodeDecodeError, OSError):  # unreadable: the video is redone
                 record = {}
-            has_frames = record.get("sample") is None or index in frames
-            if record.get("resume_key") == plan.keys.get(shard_id, {}).get(index) and has_frames:
+            if shards.stands_for(record, plan.keys.get(shard_id, {}).get(index), index in frames):
                 kept.add(index)
         for name in names:
             if not (name in staged and staged[name][0] in kept):

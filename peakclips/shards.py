@@ -18,6 +18,7 @@ import this module without pulling in any reader.
 
 from __future__ import annotations
 
+import json
 import re
 
 from peakclips import storage
@@ -119,3 +120,21 @@ def parse_staged(name: str) -> tuple[int, str] | None:
 def scratch_dir(scratch: str, shard_id: int) -> str:
     """Where the shard's downloaded inputs wait; removed when the shard is finalized."""
     return storage.join(scratch, f"{shard_id:06d}")
+
+
+def stands_for(record: dict, key: str | None, has_frames: bool) -> bool:
+    """A staged record stands for its video in this run: it carries this run's resume key, and
+    the video's candidate frames are staged beside it when the video was kept."""
+    return key is not None and record.get("resume_key") == key and (record.get("sample") is None or has_frames)
+
+
+def staged_by_this_run(output: str, shard_id: int, index: int, key: str) -> dict | None:
+    """The staged record of video `index` when it stands for the video (resume key `key`), else
+    None. Asked when a video may run a second time within one run (Ray re-ran a task, the driver
+    re-runs what did not come back): a staged video is done and is not processed again."""
+    try:
+        record = json.loads(storage.read_bytes(staged_record(output, shard_id, index)))
+    except (json.JSONDecodeError, UnicodeDecodeError, OSError):  # absent or unreadable: not staged
+        return None
+    has_frames = record.get("sample") is None or storage.exists(staged_frames(output, shard_id, index))
+    return record if stands_for(record, key, has_frames) else None

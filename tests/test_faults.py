@@ -109,10 +109,33 @@ def test_the_stream_runs_what_did_not_come_back_again():
         isolated.extend(t["index"] for t in todo)
         return [{"index": t["index"], "error": "scenes:worker_lost"} for t in todo]
 
-    out = list(stream(items, build, isolate, log=logged.append))
+    out = list(stream(items, build, isolate, staged=lambda todo: {}, log=logged.append))
     assert [r["index"] for r in out] == [0, 1, 2, 4, 3]
     assert attempts == [[0, 1, 2, 3, 4], [1, 2, 3, 4]] and isolated == [3]
     assert "RuntimeError: a node died" in logged[0] and "running each once more on its own" in logged[1]
+
+
+def test_the_stream_does_not_run_again_what_was_staged_although_its_row_was_lost():
+    """Video 1 was staged, but the dataset died before its row reached the driver: it is
+    reported from its staged record and not sent to the stages again."""
+    items = [{"index": i} for i in range(3)]
+    attempts, asked, logged = [], [], []
+
+    def build(todo):
+        attempts.append([t["index"] for t in todo])
+        if len(attempts) == 1:
+            yield {"index": 0}
+            raise RuntimeError("a node died")
+        yield from ({"index": t["index"]} for t in todo)
+
+    def staged(todo):
+        asked.append([t["index"] for t in todo])
+        return {t["index"]: {"index": t["index"], "from": "record"} for t in todo if t["index"] == 1}
+
+    out = list(stream(items, build, lambda todo: [], staged, log=logged.append))
+    assert out == [{"index": 0}, {"index": 1, "from": "record"}, {"index": 2}]
+    assert attempts == [[0, 1, 2], [2]] and asked == [[1, 2]]
+    assert "1 of the 2 video(s) whose rows did not come back were staged" in logged[0]
 
 
 def test_the_tracker_completes_each_shard_once():

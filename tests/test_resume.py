@@ -13,13 +13,13 @@ from pathlib import Path
 
 import pytest
 
-from peakclips import storage
+from peakclips import shards, storage
 from peakclips.config import load_config
 from peakclips.manifest import plan_tasks, read_manifest
 from peakclips.pipeline import run, run_info
 from peakclips.resume import fingerprint, prepare, resume_key
 from peakclips.schema import RunInfo
-from peakclips.stages.shard import finalize_shard
+from peakclips.stages.shard import StageSample, finalize_shard, staged_reports
 from peakclips.verify import verify
 from tests.conftest import REPO, SAMPLE_CONFIG
 from tests.shards import leftovers, run_command, small_manifest, snapshot, stage_in_process
@@ -68,6 +68,34 @@ def test_prepare_with_force_keeps_nothing(tmp_path):
 
 
 @pytest.mark.slow
+def test_a_video_staged_by_this_run_is_not_staged_again(tmp_path):
+    """Ray may run a video's shard stage twice (a retried call, a lost result rebuilt): the
+    record staged first stands (same file, untouched) and the driver hears the same report."""
+    from tests.shards import TEST_RUN, video_row
+
+    out = tmp_path / "out"
+    stage = StageSample(str(out), TEST_RUN)
+    row = video_row("v0", [0.0, 2.0], 4.0, [], index=0)  # no queries: dropped, no frames needed
+    first = stage(dict(row, resume_key="k0"))
+    record = out / "_staging" / "000000" / "000000000.json"
+    inode, text = record.stat().st_ino, record.read_text()
+    assert stage(dict(row, resume_key="k0")) == first
+    assert record.stat().st_ino == inode and record.read_text() == text
+    assert staged_reports(str(out), [dict(row, resume_key="k0")]) == {0: {k: first[k] for k in first if k != "storage_fault"}}
+    assert staged_reports(str(out), [dict(row, resume_key="another run's key")]) == {}
+    stage(dict(row, resume_key="k1"))  # another run's key: not this run's record, written anew
+    assert json.loads(record.read_text())["resume_key"] == "k1"
+
+
+def test_a_staged_kept_video_without_its_frames_does_not_stand_for_it(tmp_path):
+    folder = tmp_path / "_staging" / "000000"
+    _stage(folder, 0, "k0", sample=True, mp4=False)
+    _stage(folder, 1, "k1", sample=True, mp4=True)
+    assert shards.staged_by_this_run(str(tmp_path), 0, 0, "k0") is None
+    assert shards.staged_by_this_run(str(tmp_path), 0, 1, "k1")["resume_key"] == "k1"
+    assert shards.staged_by_this_run(str(tmp_path), 0, 2, "k2") is None  # nothing staged
+
+
 def test_a_finalize_killed_after_publishing_the_tar_is_completed_by_the_rerun(ray_local, tmp_path, monkeypatch):
     manifest, overrides = small_manifest(tmp_path)
     manifest.write_text("".join(manifest.read_text().splitlines(keepends=True)[:2]))  # one shard, two videos

@@ -127,6 +127,11 @@ class StageSample(Stage):
                 "storage_fault": fault}
 
     def stage(self, row: dict) -> dict:
+        if staged := shards.staged_by_this_run(self.output, row["shard_id"], row["index"], row["resume_key"]):
+            # Ray ran this video again (a task retried after its worker died, a lost output
+            # rebuilt): the record staged first stands; writing it again would change nothing
+            # but its timings.
+            return report(staged, row["shard_id"])
         started = time.perf_counter()
         try:
             sample, index_rows = build_sample(row, self.run), build_index_rows(row, self.run)
@@ -146,8 +151,26 @@ class StageSample(Stage):
                   "nodes": sorted(set(row.get("nodes") or []) - {""})}
         storage.write_atomic(shards.staged_record(self.output, row["shard_id"], row["index"]),
                              json.dumps(record).encode())
-        return {"shard_id": row["shard_id"], "index": row["index"], "key": row["key"], "status": status,
-                "llm_calls": row.get("llm_calls", 0), "cost_usd": row.get("cost_usd", 0.0)}
+        return report(record, row["shard_id"])
+
+
+def report(record: dict, shard_id: int) -> dict:
+    """What the driver hears of a staged video (its bookkeeping and progress): from its record."""
+    first = record["index_rows"][0]  # per video: the same on each of its query rows
+    return {"shard_id": shard_id, "index": record["index"], "key": record["key"], "status": record["status"],
+            "llm_calls": first.get("llm_calls") or 0, "cost_usd": first.get("cost_usd") or 0.0}
+
+
+def staged_reports(output: str, items: list[dict]) -> dict[int, dict]:
+    """index -> report of each of `items` (rows as the driver sends them) this run staged already."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    def staged(item: dict) -> dict | None:
+        return shards.staged_by_this_run(output, item["shard_id"], item["index"], item["resume_key"])
+
+    with ThreadPoolExecutor(16) as pool:  # one small read each; an object store answers them in parallel
+        records = list(pool.map(staged, items))
+    return {item["index"]: report(r, item["shard_id"]) for item, r in zip(items, records) if r is not None}
 
 
 def index_table(rows: list[dict]):
