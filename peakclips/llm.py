@@ -233,7 +233,7 @@ class LLMClient:
                 model=self.model, messages=messages, temperature=0,
                 **request_fields(self.format, prompt_id.replace(".", "_"), schema))
         except openai.APIError as e:  # the base of every error the client raises for a request
-            raise _error(e, prompt_id, self.cfg, self.format) from None
+            raise request_error(e, prompt_id, self.cfg, self.format) from None
         usage.calls += 1
         if resp.usage is not None:
             usage.prompt_tokens += resp.usage.prompt_tokens
@@ -248,7 +248,7 @@ class LLMClient:
         return resp.choices[0].message.content
 
 
-def _error(e: Exception, prompt_id: str, cfg: AnnotatorConfig, fmt: str) -> VideoError:
+def request_error(e: Exception, prompt_id: str, cfg: AnnotatorConfig, fmt: str) -> VideoError:
     """The row error for a request the openai client gave up on (after its own retries; a
     refused format gets none).
 
@@ -340,5 +340,5 @@ def preflight(cfg: AnnotatorConfig, log=print, timeout_s: float = 3.0, who: str 
         return choose(lambda **fields: client.chat.completions.create(model=cfg.model, temperature=0, **fields),
                       cfg.response_format, log)
     except openai.APIError as e:
-        failure = _error(e, "the response-format check", cfg, cfg.response_format)
+        failure = request_error(e, "the response-format check", cfg, cfg.response_format)
         raise ConfigError(f"the annotator endpoint {shown} failed {redact_text(failure.detail)}.") from None

@@ -29,7 +29,7 @@ from collections.abc import Callable
 
 LADDER = ("json_schema", "json_object", "prompt")  # what `auto` tries, best first
 SCHEMA_IN_PROMPT = frozenset({"json_object", "prompt", "guided_json"})
-REFUSED = "x-peakclips-format-refused"  # set on a refused response, read by llm._error
+REFUSED = "x-peakclips-format-refused"  # set on a refused response, read by llm.request_error
 # A refusal names what it refuses; these statuses mean something else whatever the body says.
 FORMAT_WORDS = ("response_format", "json_schema", "json_object", "guided_json", "schema", "grammar")
 OTHER_STATUSES = frozenset({401, 403, 404, 408, 409, 429})

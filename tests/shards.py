@@ -4,6 +4,7 @@ finished shards of made-up videos written by the real writer (`video_row`, `writ
 
 from __future__ import annotations
 
+import glob
 import io
 import json
 import sys
@@ -39,6 +40,12 @@ def small_manifest(folder: Path) -> tuple[Path, list[str]]:
     overrides = ["shard_size=2", "frames.num_candidates=32", "clip.enabled=false", f"annotator.reference_dir={refs}",
                  f"ingest.allowed_roots=[{REPO / 'manifests/videos'},{folder}]", "ray.num_cpus=2"]
     return manifest, overrides
+
+
+def staged_files(out, pattern: str) -> list[Path]:
+    """`out/_staging/*/<pattern>`. glob.glob, not Path.glob: a shard folder removed while it is
+    listed (its shard finalized) is skipped, where Path.glob raises FileNotFoundError."""
+    return [Path(p) for p in glob.glob(str(out / "_staging" / "*" / pattern))]
 
 
 def stage_in_process(cfg, manifest: Path, output: Path, info: RunInfo) -> dict[int, dict[int, str]]:

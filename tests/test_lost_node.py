@@ -17,7 +17,14 @@ from peakclips.config import load_config
 from peakclips.verify import verify
 from tests.conftest import REPO, SAMPLE_CONFIG
 from tests.ray_cluster import LocalCluster
-from tests.shards import build_in_process, leftovers, run_command, small_manifest, snapshot
+from tests.shards import (
+    build_in_process,
+    leftovers,
+    run_command,
+    small_manifest,
+    snapshot,
+    staged_files,
+)
 
 pytestmark = [pytest.mark.slow, pytest.mark.cluster, pytest.mark.faults]
 
@@ -43,7 +50,7 @@ class StagedFiles(threading.Thread):
 
     def current(self) -> dict:
         found = {}
-        for p in self.out.glob("_staging/*/*"):
+        for p in staged_files(self.out, "*"):
             try:
                 found[p] = p.stat().st_ino
             except FileNotFoundError:
@@ -95,7 +102,7 @@ def test_a_worker_node_killed_mid_run_changes_nothing_in_the_output(three_node_c
     try:
         while proc.poll() is None and time.monotonic() < deadline:
             victim = next((n for n in (1, 2) if busy(cluster, n)), None)
-            if killed is None and victim is not None and list(out.glob("_staging/*/*.json")):
+            if killed is None and victim is not None and staged_files(out, "*.json"):
                 staged.freeze()  # videos staged before the node dies
                 killed = cluster.kill_node(victim)
             time.sleep(0.05)

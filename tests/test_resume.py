@@ -22,7 +22,14 @@ from peakclips.schema import RunInfo
 from peakclips.stages.shard import StageSample, finalize_shard, staged_reports
 from peakclips.verify import verify
 from tests.conftest import REPO, SAMPLE_CONFIG
-from tests.shards import leftovers, run_command, small_manifest, snapshot, stage_in_process
+from tests.shards import (
+    leftovers,
+    run_command,
+    small_manifest,
+    snapshot,
+    stage_in_process,
+    staged_files,
+)
 
 RUN = RunInfo(config_hash="c0ffee", annotator={"backend": "reference", "model": None, "prompts": []},
               clip_model=None)
@@ -211,7 +218,7 @@ def test_sigkilled_runs_resume_to_exactly_the_uninterrupted_output(ray_local, ra
     cmd = run_command(manifest, out, overrides)
 
     def staged() -> list[Path]:
-        return list(out.glob("_staging/*/*.json"))
+        return staged_files(out, "*.json")
 
     def complete() -> list[Path]:
         return list(out.glob("*_stats.json"))

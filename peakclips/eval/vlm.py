@@ -78,7 +78,7 @@ class Answerer:
         """The model's reply (from the cache when asked before); VideoError when the request fails."""
         import openai
 
-        from peakclips.llm import ResponseCache, _error
+        from peakclips.llm import ResponseCache, request_error
 
         key = ResponseCache.key(self.cfg.model, self.prompt_id, self.prompt_sha, messages, {})
         cached = self.cache.get(key)
@@ -88,7 +88,7 @@ class Answerer:
             resp = self.client.chat.completions.create(model=self.cfg.model, messages=messages, temperature=0,
                                                        max_tokens=MAX_TOKENS)
         except openai.APIError as e:
-            raise _error(e, self.prompt_id, self.cfg, self.cfg.response_format) from None
+            raise request_error(e, self.prompt_id, self.cfg, self.cfg.response_format) from None
         reply = (resp.choices[0].message.content if resp.choices else None) or ""
         self.cache.put(key, reply)
         return reply

