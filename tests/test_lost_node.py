@@ -1,6 +1,7 @@
 """A node lost mid-run (SPEC section 7): a 3-node cluster on this machine (tests/ray_cluster.py:
 a head and two workers of one CPU each, 127.0.0.1), driven through RAY_ADDRESS like a real
-cluster run; every process of one worker node is SIGKILLed while videos are in flight. The run
+cluster run; every process of one worker node is SIGKILLed while videos are in flight (one of
+its workers is held, suspended, on a video until others are staged, so there always is one). The run
 finishes by itself, its shards are byte for byte those of an uninterrupted build, and the videos
 already staged when the node died are not processed again (their staged files stay untouched
 until their shard is finalized). What happens when the head dies: docs/architecture.md."""
@@ -71,23 +72,29 @@ class StagedFiles(threading.Thread):
                                                            if p in now and now[p] != ino})
 
 
-def busy(cluster: LocalCluster, node: int) -> bool:
-    """Node `node` has a worker holding a video (faults.guarded names the stage and video)."""
-    for p in cluster.node_processes(node):
-        try:
-            if (p.cmdline() or [""])[0].startswith("ray::peakclips"):
-                return True
-        except Exception:  # noqa: BLE001 - exited meanwhile
-            continue
-    return False
+def hold_a_video(cluster: LocalCluster):
+    """Suspend (SIGSTOP) a worker process of node 1 or 2 that holds a video (faults.guarded names
+    the stage and video in its title): that video stays in flight on the node, however fast the
+    others go, until the node is killed. Returns (node, process), or None when none holds one now."""
+    for node in (1, 2):
+        for p in cluster.node_processes(node):
+            try:
+                if not (p.cmdline() or [""])[0].startswith("ray::peakclips"):
+                    continue
+                p.suspend()
+                if (p.cmdline() or [""])[0].startswith("ray::peakclips"):  # still on it once stopped
+                    return node, p
+                p.resume()  # it finished the video meanwhile
+            except Exception:  # noqa: BLE001 - exited meanwhile
+                continue
+    return None
 
 
 def test_a_worker_node_killed_mid_run_changes_nothing_in_the_output(three_node_cluster, tmp_path):
     cluster = three_node_cluster
     manifest, overrides = small_manifest(tmp_path)
     # Without the query-dedup embedder the highlights actor starts in a second, not in 10-20 s
-    # (importing sentence-transformers on a loaded machine): videos are then staged while others
-    # still decode on the worker nodes, the moment this test needs.
+    # (importing its model on a loaded machine): the test takes half as long.
     overrides.append("highlights.filters.dedup_queries=false")
     baseline, out = tmp_path / "baseline", tmp_path / "out"
     build_in_process(load_config(SAMPLE_CONFIG, overrides), manifest, baseline)
@@ -97,23 +104,26 @@ def test_a_worker_node_killed_mid_run_changes_nothing_in_the_output(three_node_c
     proc = subprocess.Popen(run_command(manifest, out, overrides, "--progress", "5"), cwd=REPO, env=env,
                             stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT)
     staged = StagedFiles(out)
-    killed = None
+    held, killed = None, None
     deadline = time.monotonic() + 600
     try:
         while proc.poll() is None and time.monotonic() < deadline:
-            victim = next((n for n in (1, 2) if busy(cluster, n)), None)
-            if killed is None and victim is not None and staged_files(out, "*.json"):
+            if held is None:
+                held = hold_a_video(cluster)
+            elif killed is None and staged_files(out, "*.json"):  # others went on and were staged
                 staged.freeze()  # videos staged before the node dies
-                killed = cluster.kill_node(victim)
+                killed = cluster.kill_node(held[0])
             time.sleep(0.05)
         proc.wait(timeout=max(1, deadline - time.monotonic()))
     finally:
         if proc.poll() is None:
             proc.kill()
+        if held and not killed:
+            held[1].resume()
         staged.halt.set()
         log.close()
     text = (tmp_path / "run.log").read_text()
-    assert killed, "no worker node was ever busy while a video was staged: nothing was tested\n" + text[-3000:]
+    assert killed, f"held {held}, but no video was staged before the run ended: nothing was tested\n{text[-3000:]}"
     assert proc.returncode == 0, text[-4000:]
     assert staged.frozen and staged.rewritten == [], f"{staged.rewritten}\n{text[-4000:]}"
     assert snapshot(out) == snapshot(baseline)  # sample by sample, byte for byte; index; stats
