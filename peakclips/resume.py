@@ -98,13 +98,10 @@ def prepare(output: str, shard_ids: list[int], tasks, run: RunInfo, force: bool)
         names = storage.listdir(folder)
         staged = {name: parsed for name in names if (parsed := shards.parse_staged(name))}
         frames = {index for index, kind in staged.values() if kind == "mp4"}
-        for name, (index, kind) in staged.items():
+        for index, kind in staged.values():
             if kind != "json":
                 continue
-            try:
-                record = json.loads(storage.read_bytes(storage.join(folder, name)))
-            except (json.JSONDecodeError, UnicodeDecodeError, OSError):  # unreadable: the video is redone
-                record = {}
+            record = shards.read_staged_record(output, shard_id, index)  # {} if unreadable: the video is redone
             if shards.stands_for(record, plan.keys.get(shard_id, {}).get(index), index in frames):
                 kept.add(index)
         for name in names:

@@ -122,6 +122,14 @@ def scratch_dir(scratch: str, shard_id: int) -> str:
     return storage.join(scratch, f"{shard_id:06d}")
 
 
+def read_staged_record(output: str, shard_id: int, index: int) -> dict:
+    """Video `index`'s staged record; {} when it is absent or unreadable (it stands for nothing)."""
+    try:
+        return json.loads(storage.read_bytes(staged_record(output, shard_id, index)))
+    except (json.JSONDecodeError, UnicodeDecodeError, OSError):
+        return {}
+
+
 def stands_for(record: dict, key: str | None, has_frames: bool) -> bool:
     """A staged record stands for its video in this run: it carries this run's resume key, and
     the video's candidate frames are staged beside it when the video was kept."""
@@ -132,9 +140,6 @@ def staged_by_this_run(output: str, shard_id: int, index: int, key: str) -> dict
     """The staged record of video `index` when it stands for the video (resume key `key`), else
     None. Asked when a video may run a second time within one run (Ray re-ran a task, the driver
     re-runs what did not come back): a staged video is done and is not processed again."""
-    try:
-        record = json.loads(storage.read_bytes(staged_record(output, shard_id, index)))
-    except (json.JSONDecodeError, UnicodeDecodeError, OSError):  # absent or unreadable: not staged
-        return None
+    record = read_staged_record(output, shard_id, index)
     has_frames = record.get("sample") is None or storage.exists(staged_frames(output, shard_id, index))
     return record if stands_for(record, key, has_frames) else None
